@@ -1,0 +1,37 @@
+"""The one exception hierarchy. The CLI turns these into one-line messages; nothing returns errors as data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PostmortemError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(PostmortemError):
+    """Settings or an incident manifest are invalid."""
+
+
+class BundleError(PostmortemError):
+    """An incident bundle cannot be read at all (missing, empty, unreadable archive)."""
+
+    def __init__(self, message: str, path: Path | str | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{message}: {path}" if path is not None else message)
+
+
+class ParseError(PostmortemError):
+    """A record cannot become an event. Parsers raise it; the bundle layer turns it into a quarantine entry."""
+
+
+class DraftValidationError(PostmortemError):
+    """A draft failed validation and could not be repaired; it must not be shipped."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("draft failed validation: " + "; ".join(problems[:5]))
+
+
+class AssetError(PostmortemError):
+    """An offline asset (tokenizer vocab, model file) is missing or fails its checksum."""

@@ -1,0 +1,45 @@
+"""Settings, read in one place. Every variable is prefixed POSTMORTEM_."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("postmortem-pipeline", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSTMORTEM_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="State: drafts, caches, ledgers.")
+    storm_window_s: int = Field(600, ge=1, description="Alerts of one signal closer than this collapse.")
+    storm_min_count: int = Field(3, ge=2, description="A storm needs at least this many alerts.")
+    cross_source_window_s: int = Field(300, ge=0, description="Same alert seen by two systems within this.")
+    change_window_s: int = Field(3600, ge=0, description="A change this long before detection is suspect.")
+    ack_gap_s: int = Field(900, ge=0, description="Acknowledgement slower than this is a factor.")
+    detection_gap_s: int = Field(600, ge=0, description="Detection slower than this is a factor.")
+    silence_gap_s: int = Field(1800, ge=0, description="No status update for this long is a factor.")
+
+    @property
+    def drafts_dir(self) -> Path:
+        return self.home / "drafts"
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.home / "assets"
+
+    @property
+    def tiktoken_cache_dir(self) -> Path:
+        return self.assets_dir / "tiktoken"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings. Tests build their own `Settings(...)` instead of patching this."""
+    return Settings()

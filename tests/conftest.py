@@ -1,0 +1,36 @@
+"""Shared test fixtures. Tests never touch the network beyond 127.0.0.1 and never the user's real home."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SAMPLES = REPO / "data" / "samples"
+SHARED_FORMATS = REPO.parent / "shared" / "data" / "formats"
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "pm-home"
+    monkeypatch.setenv("POSTMORTEM_HOME", str(home))
+    from pipeline.settings import get_settings
+
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def shared_formats() -> Path:
+    """../shared/data/formats, when present beside the clone (CI has it; a bare clone may not)."""
+    if not SHARED_FORMATS.is_dir():
+        pytest.skip("../shared/data/formats is not present")
+    return SHARED_FORMATS
