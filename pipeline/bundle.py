@@ -27,6 +27,8 @@ from pipeline.sources.base import ParseContext, SourceDocument, SourceParser, ex
 from pipeline.sources.registry import all_parsers, recognise
 
 MANIFEST_NAMES = frozenset({"incident.yaml", "incident.yml"})
+# Files that describe a bundle rather than hold source records: never parsed, never reported as unrecognised.
+META_NAMES = MANIFEST_NAMES | {"gold.yaml", "gold.yml", "README.md", "readme.md"}
 MAX_MEMBER_BYTES = 512 * 1024 * 1024  # refuse zip members that would inflate beyond this
 _SKIP_PARTS = frozenset({"__MACOSX", ".git", ".DS_Store"})
 _JSON_START = (b"{", b"[")
@@ -77,7 +79,7 @@ def load_bundle(path: Path | str) -> Bundle:
     grouped: dict[Source, list[SourceDocument]] = defaultdict(list)
     data_files = 0
     for name, raw in files:
-        if PurePosixPath(name.split("!")[-1]).name in MANIFEST_NAMES:
+        if PurePosixPath(name.split("!")[-1]).name in META_NAMES:
             continue
         data_files += 1
         docs = _decode(name, raw, bundle.quarantined)

@@ -15,11 +15,16 @@ from pipeline.errors import PostmortemError
 from pipeline.quantities import format_duration
 from pipeline.settings import get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Incident sources -> timeline -> postmortem draft.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Incident sources -> timeline -> postmortem draft.",
+)
 assets_app = typer.Typer(no_args_is_help=True, help="Offline assets (tokenizer vocabularies).")
 app.add_typer(assets_app, name="assets")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 REPO_SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 

@@ -8,13 +8,16 @@ hashed for caching (bundles can be large), and I/O tasks retry.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
+from prefect.client.schemas.objects import State
 from pydantic import BaseModel, ConfigDict
 
 from pipeline import service
 from pipeline.bundle import Bundle, load_bundle, parse_source
+from pipeline.errors import PostmortemError
 from pipeline.models import Draft, Metrics, ParseOutput, Source
 from pipeline.settings import get_settings
 from pipeline.timeline import Timeline
@@ -39,12 +42,25 @@ class DraftRun(BaseModel):
     json_path: Path
 
 
-@task(name="load-bundle", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def _transient(task: object, task_run: object, state: State[Any]) -> bool:
+    """Retry I/O hiccups, not errors that will fail the same way again (a missing bundle, bad YAML)."""
+    try:
+        state.result()
+    except PostmortemError:
+        return False
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001 - Prefect hands us whatever the task raised; anything else is not I/O
+        return False
+    return False
+
+
+@task(name="load-bundle", retries=2, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NONE)
 def load_bundle_task(path: str) -> Bundle:
     return load_bundle(path)
 
 
-@task(name="gather-source", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+@task(name="gather-source", retries=2, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NONE)
 def gather_source_task(bundle: Bundle, source: Source) -> ParseOutput:
     return parse_source(bundle, source)
 
@@ -60,7 +76,7 @@ def compose_task(bundle: Bundle, timeline: Timeline) -> Draft:
     return draft
 
 
-@task(name="write-draft", retries=3, retry_delay_seconds=1, cache_policy=NONE)
+@task(name="write-draft", retries=3, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NONE)
 def write_task(draft: Draft, out_dir: str) -> service.DraftFiles:
     return service.write_draft(draft, Path(out_dir))
 

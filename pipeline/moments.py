@@ -43,11 +43,28 @@ _MITIGATION_TEXT = re.compile(
     r"fix (is )?(deployed|out|live)|failover (complete|done)|service (is )?restored)\b",
     re.IGNORECASE,
 )
+_ROLLBACK_TEXT = re.compile(r"\b(roll(ed|ing)?[ -]?back|revert(ed|ing)?)\b", re.IGNORECASE)
+DEFAULT_CHANGE_WINDOW_S = 3600
 _NEGATION = re.compile(r"\b(not|no longer|isn'?t|aren'?t|hasn'?t|haven'?t|still not|yet to)\b", re.IGNORECASE)
+
+
+_QUIET_SEVERITIES = frozenset({"warning", "warn", "info", "informational", "low", "minor", "none", "p4", "p5"})
+
+
+def _notifies_people(e: Event) -> bool:
+    """A page, or an alert whose severity would page someone (warning/info alerts only show on dashboards)."""
+    if e.kind is EventKind.PAGE_TRIGGERED:
+        return True
+    return e.kind is EventKind.ALERT_FIRING and (e.severity or "").lower() not in _QUIET_SEVERITIES
 
 
 def _human_message(e: Event) -> bool:
     return e.kind is EventKind.MESSAGE and not e.attrs.get("bot")
+
+
+def _reports_problem(e: Event) -> bool:
+    """A person saying something is broken: a chat message or a newly opened (customer) ticket."""
+    return (_human_message(e) or e.kind is EventKind.TICKET_CREATED) and _says(_REPORT_TEXT, e)
 
 
 def _says(pattern: re.Pattern[str], e: Event) -> bool:
@@ -85,26 +102,50 @@ def _override(name: MomentName, o: MomentOverride, by_id: dict[str, Event]) -> K
     return KeyMoment(at=o.at, event_id=None, rule=f"manifest override{note}")
 
 
-def find_key_moments(events: Sequence[Event], manifest: IncidentManifest) -> KeyMoments:
+def _triggering_change(ordered: Sequence[Event], detected: Event | None, window_s: int) -> Event | None:
+    """The last deploy/config/flag change (not a rollback) that reached production within the window before
+    detection: impact is taken to start with it."""
+    if detected is None:
+        return None
+    changes = [
+        e
+        for e in ordered
+        if e.kind is EventKind.DEPLOY
+        and not e.attrs.get("rollback")
+        and not _ROLLBACK_TEXT.search(e.text)
+        and 0 <= (detected.ts - e.ts).total_seconds() <= window_s
+    ]
+    return changes[-1] if changes else None
+
+
+def find_key_moments(
+    events: Sequence[Event], manifest: IncidentManifest, change_window_s: int = DEFAULT_CHANGE_WINDOW_S
+) -> KeyMoments:
     """Choose the five key moments from timeline events (in timeline order)."""
     ordered = sorted(events, key=lambda e: e.ts)
     by_id = {e.id: e for e in ordered}
     chosen: dict[str, KeyMoment] = {}
 
-    first_alert = _first(ordered, lambda e: e.kind in (EventKind.ALERT_FIRING, EventKind.PAGE_TRIGGERED))
-    first_report = _first(ordered, lambda e: _human_message(e) and _says(_REPORT_TEXT, e))
+    first_alert = _first(ordered, _notifies_people) or _first(
+        ordered, lambda e: e.kind in (EventKind.ALERT_FIRING, EventKind.PAGE_TRIGGERED)
+    )
+    first_report = _first(ordered, _reports_problem)
     detected_event = min((e for e in (first_alert, first_report) if e is not None), key=lambda e: e.ts, default=None)
     if detected_event is None:
         chosen["detected"] = _moment(None, "no alert, page or human report of a problem")
     elif detected_event is first_alert:
-        chosen["detected"] = _moment(
-            detected_event, f"first {detected_event.kind.value} ({detected_event.source.value})"
-        )
+        sev = f", severity {detected_event.severity}" if detected_event.severity else ""
+        what = f"first {detected_event.kind.value} ({detected_event.source.value}{sev})"
+        chosen["detected"] = _moment(detected_event, what)
     else:
-        chosen["detected"] = _moment(detected_event, "first human report of a problem in chat")
+        where = "in a ticket" if detected_event.kind is EventKind.TICKET_CREATED else "in chat"
+        chosen["detected"] = _moment(detected_event, f"first human report of a problem {where}")
 
+    change = _triggering_change(ordered, detected_event, change_window_s)
     monitor_start = _first(ordered, lambda e: e.kind is EventKind.ALERT_FIRING)
-    if monitor_start is not None and (detected_event is None or monitor_start.ts <= detected_event.ts):
+    if change is not None:
+        chosen["started"] = _moment(change, "a change reached production shortly before detection")
+    elif monitor_start is not None and (detected_event is None or monitor_start.ts <= detected_event.ts):
         chosen["started"] = _moment(monitor_start, "start of the first monitoring alert")
     else:
         chosen["started"] = _moment(detected_event, "no earlier evidence: started when detected")

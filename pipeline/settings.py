@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POSTMORTEM_", extra="ignore")
 
     home: Path = Field(default_factory=_default_home, description="State: drafts, caches, ledgers.")
+    assets: Path | None = Field(None, description="Offline assets (tokenizer vocab); default HOME/assets.")
     storm_window_s: int = Field(600, ge=1, description="Alerts of one signal closer than this collapse.")
     storm_min_count: int = Field(3, ge=2, description="A storm needs at least this many alerts.")
     cross_source_window_s: int = Field(300, ge=0, description="Same alert seen by two systems within this.")
@@ -32,7 +33,7 @@ class Settings(BaseSettings):
 
     @property
     def assets_dir(self) -> Path:
-        return self.home / "assets"
+        return self.assets or self.home / "assets"
 
     @property
     def tiktoken_cache_dir(self) -> Path:

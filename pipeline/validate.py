@@ -24,7 +24,7 @@ class Facts:
     known_ids: Set[str]
     texts: Mapping[str, str]  # event id -> source text, for quote checks
     durations_s: Mapping[str, int]
-    counts: Mapping[str, int]
+    counts: Mapping[str, int]  # keyed "noun" or "noun:detail" ("alert", "alert:storm")
     key_moments: KeyMoments | None = None
 
 
@@ -53,8 +53,8 @@ def _check_prose(where: str, prose: str, evidence: list[str], facts: Facts, foun
         if not duration_matches(mention, seconds):
             found.problems.append(f"{where}: duration \u201c{mention.text}\u201d matches no computed metric")
     for mention in counts_in(claims):
-        expected = facts.counts.get(mention.noun)
-        allowed = {expected} if expected is not None else set(facts.counts.values())
+        same_noun = {v for k, v in facts.counts.items() if k.split(":")[0] == mention.noun}
+        allowed = same_noun or set(facts.counts.values())
         if int(mention.value) not in allowed:
             found.problems.append(f"{where}: count \u201c{mention.text}\u201d does not match the computed facts")
 

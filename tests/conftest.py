@@ -17,10 +17,21 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
+def _installed_assets() -> Path:
+    """Where `./run test` installed the offline assets (before any test moves POSTMORTEM_HOME)."""
+    from pipeline.settings import Settings
+
+    return Settings().assets_dir
+
+
+ASSETS = _installed_assets()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "pm-home"
     monkeypatch.setenv("POSTMORTEM_HOME", str(home))
+    monkeypatch.setenv("POSTMORTEM_ASSETS", str(ASSETS))
     from pipeline.settings import get_settings
 
     get_settings.cache_clear()
@@ -34,3 +45,12 @@ def shared_formats() -> Path:
     if not SHARED_FORMATS.is_dir():
         pytest.skip("../shared/data/formats is not present")
     return SHARED_FORMATS
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (starting one costs ~10 s here)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

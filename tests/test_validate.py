@@ -14,7 +14,10 @@ FACTS = Facts(
 
 
 def _content(**kw: object) -> DraftContent:
-    base: dict[str, object] = {"summary": "Detected after 5 min; resolved after 1 h 5 min.", "impact_statement": "12 alerts"}
+    base: dict[str, object] = {
+        "summary": "Detected after 5 min; resolved after 1 h 5 min.",
+        "impact_statement": "12 alerts",
+    }
     base.update(kw)
     return DraftContent.model_validate(base)
 
@@ -22,7 +25,9 @@ def _content(**kw: object) -> DraftContent:
 def test_a_grounded_draft_passes_unchanged() -> None:
     content = _content(
         contributing_factors=[
-            ContributingFactor(statement="A deploy (\u201cDeployed checkout-api v2.14.0\u201d).", category="change", evidence=["ev_a"])
+            ContributingFactor(
+                statement="A deploy (\u201cDeployed checkout-api v2.14.0\u201d).", category="change", evidence=["ev_a"]
+            )
         ]
     )
     repaired, report = validate_content(content, FACTS)
@@ -68,7 +73,9 @@ def test_blaming_action_items_are_removed() -> None:
 
 
 def test_quotes_must_be_verbatim_from_cited_evidence() -> None:
-    bad = ContributingFactor(statement="A deploy (\u201cDeployed billing v1\u201d).", category="change", evidence=["ev_a"])
+    bad = ContributingFactor(
+        statement="A deploy (\u201cDeployed billing v1\u201d).", category="change", evidence=["ev_a"]
+    )
     _, report = validate_content(_content(contributing_factors=[bad]), FACTS)
     assert any("not in its cited evidence" in p for p in report.problems)
 

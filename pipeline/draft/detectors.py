@@ -91,6 +91,13 @@ def _seconds(a: Event, b: Event) -> int:
     return round((b.ts - a.ts).total_seconds())
 
 
+_QUIET = frozenset({"warning", "warn", "info", "informational", "low", "minor", "none", "p4", "p5"})
+
+
+def _pages(e: Event) -> bool:
+    return e.kind is EventKind.PAGE_TRIGGERED or (e.severity or "").lower() not in _QUIET
+
+
 def _detected_event(ctx: DetectorContext) -> Event | None:
     target = ctx.moments.detected.event_id
     return next((e for e in ctx.events if e.id == target), None)
@@ -172,6 +179,20 @@ def saturation_alerts(ctx: DetectorContext) -> Finding | None:
     )
 
 
+_DEPENDENCY_LABELS = ("provider", "upstream", "dependency", "vendor", "external", "third_party", "peer_service")
+
+
+def _dependency_label(e: Event) -> str | None:
+    labels = e.attrs.get("labels")
+    if not isinstance(labels, dict):
+        return None
+    for key in _DEPENDENCY_LABELS:
+        value = labels.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def upstream_dependency(ctx: DetectorContext) -> Finding | None:
     alerts = [e for e in ctx.events if e.kind in (EventKind.ALERT_FIRING, EventKind.PAGE_TRIGGERED)]
     if not alerts:
@@ -179,17 +200,19 @@ def upstream_dependency(ctx: DetectorContext) -> Finding | None:
     first = alerts[0]
     own = {s.lower() for s in ctx.manifest.services}
     foreign_service = bool(own) and first.service is not None and first.service.lower() not in own
+    labelled = _dependency_label(first)
     named = bool(_DEPENDENCY.search(first.text) or _DEPENDENCY.search(first.signal or ""))
-    if not (foreign_service or named):
+    if not (foreign_service or labelled or named):
         return None
-    where = f"on {first.service}" if first.service else "on a dependency"
+    dependency = labelled or (first.service if foreign_service else None)
+    where = f"on the {dependency} dependency" if dependency else "on a dependency"
     statement = f"The first alert fired {where}, upstream of {_service(ctx)} (\u201c{_quote(first.text)}\u201d)."
     return Finding(
         ContributingFactor(
             statement=statement, category="dependency", evidence=[first.id], detector="upstream_dependency"
         ),
         ActionItem(
-            description=f"Add graceful degradation or a fallback for {_service(ctx)} when {first.service or 'the dependency'} fails",
+            description=f"Add graceful degradation or a fallback for {_service(ctx)} when {dependency or 'the dependency'} fails",
             type="mitigate",
             evidence=[first.id],
             suggested=True,
@@ -202,18 +225,24 @@ def detection_gap(ctx: DetectorContext) -> Finding | None:
     detected = _detected_event(ctx)
     if detected is None:
         return None
-    if detected.kind is EventKind.MESSAGE:
+    if detected.kind in (EventKind.MESSAGE, EventKind.TICKET_CREATED):
         first_alert = next(
-            (e for e in ctx.events if e.kind in (EventKind.ALERT_FIRING, EventKind.PAGE_TRIGGERED)), None
+            (
+                e
+                for e in ctx.events
+                if e.ts >= detected.ts and e.kind in (EventKind.ALERT_FIRING, EventKind.PAGE_TRIGGERED) and _pages(e)
+            ),
+            None,
         )
+        who = "Customers" if detected.kind is EventKind.TICKET_CREATED else "People"
+        durations: dict[str, int] = {}
         if first_alert is None:
-            statement = "People noticed the problem before monitoring did; no alert fired during the incident."
+            statement = f"{who} reported the problem before monitoring did; no paging alert fired after the report."
             evidence = [detected.id]
-            durations: dict[str, int] = {}
         else:
             gap = _seconds(detected, first_alert)
             statement = (
-                f"People reported the problem {format_duration(gap)} before the first alert fired; "
+                f"{who} reported the problem {format_duration(gap)} before the first paging alert fired; "
                 "monitoring did not catch it first."
             )
             evidence = [detected.id, first_alert.id]
@@ -279,12 +308,12 @@ def alert_noise(ctx: DetectorContext) -> Finding | None:
         biggest = max(storms, key=lambda e: e.count)
         parts.append(f"an alert storm collapsed {format_count(biggest.count, 'alert')} of one kind into one signal")
         evidence.append(biggest.id)
-        counts["storm_alerts"] = biggest.count
+        counts["alert:storm"] = biggest.count
     if flapping:
         evs = max(flapping.values(), key=len)
         parts.append(f"one alert fired {len(evs)} separate times (flapping)")
         evidence.extend(e.id for e in evs[:3])
-        counts["flapping_alerts"] = len(evs)
+        counts["alert:flapping"] = len(evs)
     statement = "Alert noise made the real signal harder to see: " + "; ".join(parts) + "."
     return Finding(
         ContributingFactor(statement=statement, category="alerting_noise", evidence=evidence, detector="alert_noise"),

@@ -69,7 +69,7 @@ class FactsSheet(BaseModel):
 def build_facts(manifest: IncidentManifest, timeline: Timeline, settings: Settings) -> FactsSheet:
     events = timeline.events()
     entries = timeline.entries()
-    moments = find_key_moments(events, manifest)
+    moments = find_key_moments(events, manifest, settings.change_window_s)
     metrics = compute_metrics(moments)
     ctx = DetectorContext(events, entries, moments, metrics, manifest, settings)
     findings = run_detectors(ctx)

@@ -1,0 +1,53 @@
+"""The Prefect flow end to end under one session-wide test harness; tasks unit-tested through task.fn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.bundle import load_bundle
+from pipeline.flows import draft_postmortem, gather_source_task, write_task
+from pipeline.models import Source
+from pipeline.service import compose, gather, normalise
+from pipeline.settings import get_settings
+from tests.conftest import FIXTURES
+
+
+def test_gather_task_fn_parses_one_source() -> None:
+    bundle = load_bundle(FIXTURES / "slack" / "export")
+    output = gather_source_task.fn(bundle, Source.SLACK)
+    assert len(output.rows) >= 5
+    assert {r.source for r in output.rows} == {"slack"}
+
+
+def test_write_task_fn_writes_both_files_atomically(tmp_path: Path) -> None:
+    bundle = load_bundle(FIXTURES / "slack" / "export")
+    draft, _ = compose(bundle, normalise(bundle, gather(bundle), get_settings()), get_settings())
+    files = write_task.fn(draft, str(tmp_path))
+    assert json.loads(files.json.read_text())["incident"]["id"] == draft.incident.id
+    assert files.markdown.read_text().startswith("# Postmortem draft")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([files.json.name, files.markdown.name])
+
+
+@pytest.mark.flow
+def test_draft_flow_runs_end_to_end(prefect_harness: None, tmp_path: Path) -> None:
+    state = draft_postmortem(str(FIXTURES / "slack" / "export"), str(tmp_path), return_state=True)
+    assert state.is_completed(), state
+    run = state.result()
+    assert run.events > 0 and run.markdown.exists() and run.json_path.exists()
+    payload = json.loads(run.json_path.read_text())
+    assert payload["stats"]["records_in"] == (
+        payload["stats"]["events"]
+        + payload["stats"]["duplicates"]
+        + payload["stats"]["collapsed"]
+        + payload["stats"]["quarantined"]
+    )
+
+
+@pytest.mark.flow
+def test_flow_fails_cleanly_on_a_missing_bundle(prefect_harness: None, tmp_path: Path) -> None:
+    state = draft_postmortem(str(tmp_path / "nope"), str(tmp_path), return_state=True)
+    assert state.is_failed()
+    assert "bundle not found" in str(state.message) or "bundle not found" in repr(state.result(raise_on_failure=False))
