@@ -23,7 +23,6 @@ from pipeline.models import (
     Metrics,
     MomentName,
     MomentOverride,
-    Source,
 )
 
 _ACK_TEXT = re.compile(
@@ -45,6 +44,7 @@ _MITIGATION_TEXT = re.compile(
 )
 _ROLLBACK_TEXT = re.compile(r"\b(roll(ed|ing)?[ -]?back|revert(ed|ing)?)\b", re.IGNORECASE)
 DEFAULT_CHANGE_WINDOW_S = 3600
+_FLAPPING = 3
 _NEGATION = re.compile(r"\b(not|no longer|isn'?t|aren'?t|hasn'?t|haven'?t|still not|yet to)\b", re.IGNORECASE)
 
 
@@ -118,6 +118,32 @@ def _triggering_change(ordered: Sequence[Event], detected: Event | None, window_
     return changes[-1] if changes else None
 
 
+def _first_still_firing(ordered: Sequence[Event], detected: Event | None, window_s: int) -> Event | None:
+    """The earliest monitoring alert that started within the window before detection and had not recovered by
+    then. Flapping signals (three or more firings) are noise, not the start of this incident."""
+    if detected is None:
+        return None
+    firings: dict[str, int] = {}
+    for e in ordered:
+        if e.kind is EventKind.ALERT_FIRING and e.signal:
+            firings[e.signal] = firings.get(e.signal, 0) + 1
+    for e in ordered:
+        if e.ts > detected.ts:
+            break
+        if e.kind is not EventKind.ALERT_FIRING or (detected.ts - e.ts).total_seconds() > window_s:
+            continue
+        if e.signal and firings.get(e.signal, 0) >= _FLAPPING and e.id != detected.id:
+            continue
+        recovered = any(
+            r.kind is EventKind.ALERT_RESOLVED and r.signal == e.signal and e.ts <= r.ts <= detected.ts
+            for r in ordered
+            if r.ts <= detected.ts
+        )
+        if not recovered or e.id == detected.id:
+            return e
+    return None
+
+
 def find_key_moments(
     events: Sequence[Event], manifest: IncidentManifest, change_window_s: int = DEFAULT_CHANGE_WINDOW_S
 ) -> KeyMoments:
@@ -142,11 +168,11 @@ def find_key_moments(
         chosen["detected"] = _moment(detected_event, f"first human report of a problem {where}")
 
     change = _triggering_change(ordered, detected_event, change_window_s)
-    monitor_start = _first(ordered, lambda e: e.kind is EventKind.ALERT_FIRING)
+    early = _first_still_firing(ordered, detected_event, change_window_s)
     if change is not None:
         chosen["started"] = _moment(change, "a change reached production shortly before detection")
-    elif monitor_start is not None and (detected_event is None or monitor_start.ts <= detected_event.ts):
-        chosen["started"] = _moment(monitor_start, "start of the first monitoring alert")
+    elif early is not None:
+        chosen["started"] = _moment(early, "start of the first alert still firing at detection")
     else:
         chosen["started"] = _moment(detected_event, "no earlier evidence: started when detected")
 
@@ -167,44 +193,37 @@ def find_key_moments(
 
 
 def _mitigated(ordered: Sequence[Event], first_alert: Event | None, after: datetime | None) -> KeyMoment:
-    candidates: list[tuple[Event, str]] = []
+    """Responders saying so beats a status page saying so beats an alert recovering (alerts also recover when
+    traffic moves or a check flaps)."""
+    said = _first(
+        ordered, lambda e: _human_message(e) and _says(_MITIGATION_TEXT, e) and not _says(_ACK_TEXT, e), after
+    )
+    if said is not None:
+        return _moment(said, "explicit mitigation message in chat")
     monitoring = _first(ordered, lambda e: e.kind is EventKind.STATUS_UPDATE and _status(e) == "monitoring", after)
     if monitoring is not None:
-        candidates.append((monitoring, "status page moved to monitoring"))
-    said = _first(ordered, lambda e: e.kind is EventKind.MESSAGE and _says(_MITIGATION_TEXT, e), after)
-    if said is not None:
-        candidates.append((said, "explicit mitigation message in chat"))
+        return _moment(monitoring, "status page moved to monitoring")
     if first_alert is not None and first_alert.signal:
         signal = first_alert.signal
-        recovered = _first(
-            ordered,
-            lambda e: e.kind is EventKind.ALERT_RESOLVED and bool(e.signal) and e.signal == signal,
-            after,
-        )
+        recovered = _first(ordered, lambda e: e.kind is EventKind.ALERT_RESOLVED and e.signal == signal, after)
         if recovered is not None:
-            candidates.append((recovered, "the detecting alert recovered"))
-    if not candidates:
-        return _moment(None, "no status-page monitoring, alert recovery or mitigation message")
-    event, rule = min(candidates, key=lambda c: c[0].ts)
-    return _moment(event, rule)
+            return _moment(recovered, "the detecting alert recovered")
+    return _moment(None, "no mitigation message, status-page monitoring or alert recovery")
 
 
 def _resolved(ordered: Sequence[Event], after: datetime | None) -> KeyMoment:
-    def is_resolve(e: Event) -> bool:
-        if e.kind is EventKind.INCIDENT_RESOLVED:
-            return True
-        return e.kind is EventKind.STATUS_UPDATE and _status(e) == "resolved"
-
-    resolves = [e for e in ordered if is_resolve(e) and (after is None or e.ts >= after)]
-    if resolves:
-        last = resolves[-1]
-        what = (
-            "status page resolved" if last.source is Source.STATUSPAGE else f"incident resolved ({last.source.value})"
-        )
-        return _moment(last, f"last resolution: {what}")
-    last_recovery = [e for e in ordered if e.kind is EventKind.ALERT_RESOLVED and (after is None or e.ts >= after)]
-    if last_recovery:
-        return _moment(last_recovery[-1], "last alert recovery (no incident or status-page resolution)")
+    """The paging/incident record's resolution is when responders declared it over; the status page is the
+    public echo of that, used when there is no incident record."""
+    later = [e for e in ordered if after is None or e.ts >= after]
+    closed = [e for e in later if e.kind is EventKind.INCIDENT_RESOLVED]
+    if closed:
+        return _moment(closed[-1], f"last incident resolution ({closed[-1].source.value})")
+    public = [e for e in later if e.kind is EventKind.STATUS_UPDATE and _status(e) == "resolved"]
+    if public:
+        return _moment(public[-1], "status page resolved")
+    recoveries = [e for e in later if e.kind is EventKind.ALERT_RESOLVED]
+    if recoveries:
+        return _moment(recoveries[-1], "last alert recovery (no incident or status-page resolution)")
     return _moment(None, "no incident resolution, status-page resolution or alert recovery")
 
 

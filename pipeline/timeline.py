@@ -9,6 +9,7 @@ duplicate folded into one, or a member of a collapsed storm, and the counts say 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -156,6 +157,16 @@ def _signals_match(a: str, b: str) -> bool:
     return a in b or b in a
 
 
+_MAX_FUZZY_SIGNALS = 5000  # beyond this many distinct signals, match signals exactly (containment is O(S^2))
+
+
+def _matching_signals(signals: list[str]) -> dict[str, list[str]]:
+    """For each distinct signal, the signals it matches (itself included), longest-first order irrelevant."""
+    if len(signals) > _MAX_FUZZY_SIGNALS:
+        return {s: [s] for s in signals}
+    return {s: [o for o in signals if o == s or _signals_match(s, o)] for s in signals}
+
+
 @dataclass
 class _Alert:
     pos: int
@@ -191,24 +202,36 @@ class _Folds:
 
     def merge_cross_source(self, window_ns: int) -> int:
         """The same alert seen by two systems (Alertmanager and PagerDuty, Grafana and Opsgenie) is one entry:
-        the earliest copy stays and lists where else it was seen."""
+        the earliest copy stays and lists where else it was seen.
+
+        Alerts are indexed by signal, and signals that match each other (one contains the other) are worked
+        out once per distinct signal, so the cost grows with alerts in the window, not with all pairs.
+        """
         candidates = [a for a in self.alerts if a.kind != EventKind.ALERT_RESOLVED.value]
+        by_signal: dict[str, list[_Alert]] = {}
+        for a in candidates:
+            by_signal.setdefault(a.signal, []).append(a)
+        times = {sig: [a.ts_ns for a in alerts] for sig, alerts in by_signal.items()}
+        partners = _matching_signals(list(by_signal))
         merged = 0
-        for n, first in enumerate(candidates):
+        for first in candidates:
             if first.pos in self.merged_into:
                 continue
             seen = {first.source}
-            for other in candidates[n + 1 :]:
-                if other.ts_ns - first.ts_ns > window_ns:
-                    break
-                if other.pos in self.merged_into or other.source in seen:
-                    continue
-                involves_monitor = first.source in _MONITORS or other.source in _MONITORS
-                if involves_monitor and _signals_match(first.signal, other.signal):
-                    self._absorb(first, other)
-                    self.also_seen_in.setdefault(first.pos, []).append(other.source)
-                    seen.add(other.source)
-                    merged += 1
+            for sig in partners[first.signal]:
+                alerts = by_signal[sig]
+                for other in alerts[bisect_left(times[sig], first.ts_ns) :]:
+                    if other.ts_ns - first.ts_ns > window_ns:
+                        break
+                    if other.pos == first.pos or other.pos in self.merged_into or other.source in seen:
+                        continue
+                    if other.pos < first.pos and other.ts_ns == first.ts_ns:
+                        continue  # a tie already had its chance to keep `first`
+                    if first.source in _MONITORS or other.source in _MONITORS:
+                        self._absorb(first, other)
+                        self.also_seen_in.setdefault(first.pos, []).append(other.source)
+                        seen.add(other.source)
+                        merged += 1
         return merged
 
     def collapse_storms(self, window_ns: int, min_count: int) -> int:

@@ -26,17 +26,17 @@ def test_paging_lifecycle_gives_all_five_moments_and_metrics() -> None:
         row("incident:P1:resolved", 45, "incident_resolved", source="pagerduty"),
     )
     moments = find_key_moments(events, IncidentManifest())
-    assert moments.started.at == T0 and "monitoring alert" in moments.started.rule
+    assert moments.started.at == T0 and "alert still firing" in moments.started.rule
     assert moments.detected.at == T0
     assert "pagerduty" in moments.acknowledged.rule
     assert moments.mitigated.rule == "status page moved to monitoring"
-    assert moments.resolved.rule == "last resolution: status page resolved"
+    assert moments.resolved.rule == "last incident resolution (pagerduty)"
     metrics = compute_metrics(moments)
     assert metrics.model_dump() == {
         "time_to_detect_s": 0,
         "time_to_acknowledge_s": 240,
         "time_to_mitigate_s": 1200,
-        "time_to_resolve_s": 3000,
+        "time_to_resolve_s": 2700,
     }
 
 
@@ -92,3 +92,35 @@ def test_override_by_unknown_event_id_is_a_clear_error() -> None:
     manifest = IncidentManifest(overrides={"resolved": MomentOverride(event_id="ev_nope")})
     with pytest.raises(ConfigError, match="ev_nope"):
         find_key_moments(events, manifest)
+
+
+def test_status_page_resolves_when_there_is_no_paging_record() -> None:
+    events = _events(
+        row("fp", 0, "alert_firing", source="grafana", signal="tlsexpiry"),
+        row("u1", 30, "status_update", source="statuspage", attrs={"status": "resolved"}),
+    )
+    assert find_key_moments(events, IncidentManifest()).resolved.rule == "status page resolved"
+
+
+def test_flapping_warning_is_not_the_start() -> None:
+    """A warning that flaps all day (fired, recovered, fired again) does not mark when this incident began."""
+    flaps = []
+    for i in range(4):
+        start = -50 + i * 12
+        flaps.append(row(f"flap{i}", start, "alert_firing", source="alertmanager", signal="indexerlag"))
+        flaps.append(row(f"flap{i}-ok", start + 5, "alert_resolved", source="alertmanager", signal="indexerlag"))
+    flaps = [f._replace(severity="warning") for f in flaps]
+    crit = row("crit", 0, "alert_firing", source="alertmanager", signal="searchlatency")._replace(severity="critical")
+    moments = find_key_moments(_events(*flaps, crit), IncidentManifest())
+    assert moments.detected.at == T0
+    assert moments.started.at == T0
+
+
+def test_warning_still_firing_at_the_page_marks_the_start() -> None:
+    warn = row("w", -2, "alert_firing", source="alertmanager", signal="pgbouncerwaiting")
+    page = row("p", 0, "alert_firing", source="alertmanager", signal="connectionshigh")
+    moments = find_key_moments(
+        _events(warn._replace(severity="warning"), page._replace(severity="page")), IncidentManifest()
+    )
+    assert moments.detected.at == T0
+    assert compute_metrics(moments).time_to_detect_s == 120

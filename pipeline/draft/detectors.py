@@ -182,7 +182,12 @@ def saturation_alerts(ctx: DetectorContext) -> Finding | None:
 _DEPENDENCY_LABELS = ("provider", "upstream", "dependency", "vendor", "external", "third_party", "peer_service")
 
 
+_INFRA_LABELS = ("zone", "availability_zone", "az", "region")
+
+
 def _dependency_label(e: Event) -> str | None:
+    """A named upstream (provider/vendor labels), or the shared infrastructure a service-less alert is about
+    (zone/region labels: a cloud zone or network problem underneath every service)."""
     labels = e.attrs.get("labels")
     if not isinstance(labels, dict):
         return None
@@ -190,6 +195,11 @@ def _dependency_label(e: Event) -> str | None:
         value = labels.get(key)
         if isinstance(value, str) and value:
             return value
+    if e.service is None:
+        for key in _INFRA_LABELS:
+            value = labels.get(key)
+            if isinstance(value, str) and value:
+                return f"{key} {value} infrastructure"
     return None
 
 

@@ -103,8 +103,12 @@ def epoch_to_ns(value: object) -> int:
     """Epoch number in s, ms, µs or ns, told apart by magnitude (Opsgenie mixes ms and ns in one payload)."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ParseError(f"epoch timestamp is not a number: {str(value)[:40]!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParseError(f"epoch timestamp is not finite: {value!r}")
+    if isinstance(value, int) and abs(value) > 10**20:
+        raise ParseError("impossible epoch timestamp (too large)")
     magnitude = abs(value)
     if magnitude < 1e11:
         ns = int(value * 10**9)
@@ -155,7 +159,12 @@ def clean_text(value: object) -> str:
     """Text as a safe string: non-strings become "", lone surrogates are replaced, huge texts are cut."""
     if not isinstance(value, str):
         return ""
-    text = value.encode("utf-8", "replace").decode("utf-8")
+    text = value
+    if not text.isascii():  # the common case skips the round trip
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
     if len(text) > MAX_TEXT_CHARS:
         text = text[:MAX_TEXT_CHARS] + f" …[cut {len(value) - MAX_TEXT_CHARS} chars]"
     return text
@@ -168,7 +177,10 @@ def excerpt(record: object, limit: int = 200) -> str:
     try:
         text = orjson.dumps(record, default=str).decode()
     except (TypeError, orjson.JSONEncodeError):
-        text = repr(record)
+        try:
+            text = repr(record)
+        except ValueError:  # e.g. an int too long to print
+            text = f"<unprintable {type(record).__name__}>"
     return text[:limit]
 
 
