@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 assets_app = typer.Typer(no_args_is_help=True, help="Offline assets (tokenizer vocabularies).")
 app.add_typer(assets_app, name="assets")
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 170)
 err = Console(stderr=True, soft_wrap=True)
 
 REPO_SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
@@ -33,6 +33,7 @@ def _prefect_env() -> None:
     """Prefect state under POSTMORTEM_HOME, no analytics (a DNS lookup and an error log offline)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_HOME", str(get_settings().home / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
@@ -103,25 +104,15 @@ def demo(
     out.print(f"Drafting {len(bundles)} incidents with the draft_postmortem Prefect flow (local ephemeral server)…")
     runs = draft_bundles([str(b) for b in bundles], str(target))
     table = Table(title="Postmortem drafts")
-    for column in (
-        "incident",
-        "title",
-        "sev",
-        "TTD",
-        "TTA",
-        "TTM",
-        "TTR",
-        "events",
-        "factors",
-        "actions",
-        "quar.",
-    ):
-        table.add_column(column)
+    table.add_column("incident", no_wrap=True)
+    table.add_column("title", max_width=34, overflow="ellipsis", no_wrap=True)
+    for column in ("sev", "TTD", "TTA", "TTM", "TTR", "events", "factors", "actions", "quarantined"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "sev" else "right")
     for r in runs:
         m = r.metrics
         table.add_row(
             r.incident_id,
-            r.title[:38],
+            r.title,
             r.severity or "—",
             _metric(m.time_to_detect_s),
             _metric(m.time_to_acknowledge_s),

@@ -18,11 +18,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar
 
 from pipeline.errors import ParseError
-from pipeline.models import EventKind, ParseOutput, Source
+from pipeline.models import EventKind, EventRow, ParseOutput, Source, event_id
 from pipeline.sources.base import (
+    MAX_TEXT_CHARS,
+    MAX_TS_NS,
+    MIN_TS_NS,
     OutputBuilder,
     ParseContext,
     SourceDocument,
@@ -51,6 +55,8 @@ MAX_LABEL_CHARS = 256
 
 def short_str(value: object, limit: int = MAX_LABEL_CHARS) -> str | None:
     """A short, JSON-safe string (ids, names, label values) or None for non-strings and empty strings."""
+    if type(value) is str and len(value) <= limit <= MAX_TEXT_CHARS and value.isascii():
+        return value.strip() or None  # clean_text returns it unchanged, and the cuts below cannot shorten it
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -59,6 +65,40 @@ def short_str(value: object, limit: int = MAX_LABEL_CHARS) -> str | None:
         return None
     text = clean_text(value[: limit * 2]).strip()
     return text[:limit] or None
+
+
+def stripped_text(value: object) -> str:
+    """``clean_text(value).strip()``, skipping clean_text for ASCII strings it would return unchanged."""
+    if type(value) is str and len(value) <= MAX_TEXT_CHARS and value.isascii():
+        return value.strip()
+    return clean_text(value).strip()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_fromisoformat = datetime.fromisoformat
+
+
+def fast_iso_ns(value: object, default_tz: tzinfo) -> int | None:
+    """``iso_to_ns(value, default_tz)`` when it succeeds, else None (the caller then calls iso_to_ns for its error).
+
+    Same arithmetic without the float: for an aware datetime ``timestamp()`` is ``(dt - epoch).total_seconds()``,
+    whose floor is ``days * 86400 + seconds`` of that difference for every year in 2000..2099."""
+    if type(value) is not str:
+        return None
+    try:
+        parsed = _fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=default_tz)
+    if not 2000 <= parsed.year < 2100:
+        return None
+    try:
+        delta = parsed - _EPOCH
+    except TypeError:  # a tzinfo without an offset: iso_to_ns raises the same error
+        return None
+    ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + parsed.microsecond * 1000
+    return ns if MIN_TS_NS <= ns < MAX_TS_NS else None
 
 
 def is_alert_payload(data: object) -> bool:
@@ -101,8 +141,11 @@ class _Group:
 def _clean_labels(raw: Mapping[Any, Any]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for key, value in raw.items():
-        name = short_str(key, 128)
-        text = short_str(value)
+        # short_str(key, 128) and short_str(value), inlined for short ASCII strings (clean_text returns them as
+        # they are, and the slices cannot cut them)
+        name = (key.strip() or None) if type(key) is str and len(key) <= 128 and key.isascii() else short_str(key, 128)
+        short = type(value) is str and len(value) <= MAX_LABEL_CHARS and value.isascii()
+        text = (value.strip() or None) if short else short_str(value)
         if name is not None and text is not None:
             labels[name] = text
     return labels
@@ -122,6 +165,9 @@ def _timestamp(alert: Mapping[str, Any], key: str, ctx: ParseContext) -> int:
     value = alert.get(key)
     if value is None:
         raise ParseError(f"alert has no {key}")
+    ns = fast_iso_ns(value, ctx.default_tz)
+    if ns is not None:
+        return ns
     try:
         return iso_to_ns(value, ctx.default_tz)
     except ParseError as exc:
@@ -133,14 +179,41 @@ def _alert_text(base: str, labels: Mapping[str, str]) -> str:
     return f"{base} ({keys})" if keys else base
 
 
-def _alert_rows(alert: object, group: _Group, ctx: ParseContext, flavour: AlertFlavour) -> list[dict[str, Any]]:
-    """The rows of one alert (firing, plus resolved when it has ended); raises ParseError on a bad alert."""
+_KEY_LABEL_SET = frozenset(KEY_LABELS)
+_FIRING = EventKind.ALERT_FIRING.value
+_RESOLVED = EventKind.ALERT_RESOLVED.value
+_new_row = tuple.__new__  # EventRow without its Python-level __new__ (same instance, all 16 fields given)
+
+
+class _Walk:
+    """What stays the same for every alert of one parser run: source, flavour, time zone, signal cache."""
+
+    __slots__ = ("actor", "default_tz", "extra_attrs", "signals", "source", "url_keys")
+
+    def __init__(self, source: str, ctx: ParseContext, flavour: AlertFlavour) -> None:
+        self.source = source
+        self.default_tz = ctx.default_tz
+        self.actor = flavour.actor
+        self.url_keys = flavour.url_keys
+        self.extra_attrs = flavour.extra_attrs
+        self.signals: dict[str, str | None] = {}  # alertname -> normalise_signal(alertname)
+
+
+def _alert_rows(
+    alert: object, group: _Group, ctx: ParseContext, walk: _Walk, file: str, position: str
+) -> tuple[EventRow, EventRow | None]:
+    """The rows of one alert (firing, plus resolved when it has ended); raises ParseError on a bad alert.
+
+    Every step runs in the order of the original dict-building version, so the first error is the same one."""
     record = require_dict(alert, "alert")
     raw_labels = record.get("labels")
     if not isinstance(raw_labels, dict):
         raise ParseError("alert has no labels object")
     labels = _clean_labels(raw_labels)
-    starts_ns = _timestamp(record, "startsAt", ctx)
+    starts_value = record.get("startsAt")
+    starts_ns = fast_iso_ns(starts_value, walk.default_tz) if starts_value is not None else None
+    if starts_ns is None:
+        starts_ns = _timestamp(record, "startsAt", ctx)
     status = short_str(record.get("status"), 32)
 
     ends_ns: int | None = None
@@ -152,53 +225,101 @@ def _alert_rows(alert: object, group: _Group, ctx: ParseContext, flavour: AlertF
     fingerprint = short_str(record.get("fingerprint"), 128) or _labels_hash(labels)
     alertname = labels.get("alertname")
     raw_annotations = record.get("annotations")
-    annotations = raw_annotations if isinstance(raw_annotations, dict) else {}
-    summary = clean_text(annotations.get("summary")).strip() or clean_text(annotations.get("description")).strip()
+    if isinstance(raw_annotations, dict):
+        summary = stripped_text(raw_annotations.get("summary")) or stripped_text(raw_annotations.get("description"))
+    else:
+        summary = ""
     base = summary or alertname or "alert"
-    text = _alert_text(base, labels)
+    present = _KEY_LABEL_SET.intersection(labels)
+    if not present:
+        text = base
+    elif len(present) == 1:
+        (name,) = present
+        text = f"{base} ({name}={labels[name]})"
+    else:
+        text = _alert_text(base, labels)
 
-    url = next((u for key in flavour.url_keys if (u := short_str(record.get(key), 2048))), None)
-    service = next((labels[name] for name in SERVICE_LABELS if name in labels), None)
+    url = None
+    for key in walk.url_keys:
+        url = short_str(record.get(key), 2048)
+        if url:
+            break
+    service = None
+    for name in SERVICE_LABELS:
+        if name in labels:
+            service = labels[name]
+            break
     attrs: dict[str, Any] = {
         "alertname": alertname,
-        "labels": dict(list(labels.items())[:MAX_LABELS]),
+        # a fresh dict either way (labels itself is not used elsewhere)
+        "labels": labels if len(labels) <= MAX_LABELS else dict(list(labels.items())[:MAX_LABELS]),
         "fingerprint": fingerprint,
         "receiver": group.receiver,
         "group_key": group.group_key,
         "status": status,
     }
-    if flavour.extra_attrs is not None:
-        attrs.update(flavour.extra_attrs(record))
+    if walk.extra_attrs is not None:
+        attrs.update(walk.extra_attrs(record))
 
-    common: dict[str, Any] = {
-        "actor": flavour.actor,
-        "service": service,
-        "severity": labels.get("severity"),
-        "url": url,
-        "signal": normalise_signal(alertname),
-    }
-    rows = [
-        {
-            "native_id": f"{fingerprint}:{starts_ns}:firing",
-            "ts_ns": starts_ns,
-            "kind": EventKind.ALERT_FIRING.value,
-            "text": text,
-            "attrs": attrs,
-            **common,
-        }
-    ]
-    if ends_ns is not None:
-        rows.append(
-            {
-                "native_id": f"{fingerprint}:{starts_ns}:resolved",
-                "ts_ns": ends_ns,
-                "kind": EventKind.ALERT_RESOLVED.value,
-                "text": f"Resolved: {text}",
-                "attrs": dict(attrs),
-                **common,
-            }
-        )
-    return rows
+    severity = labels.get("severity")
+    if alertname is None:
+        signal = None  # normalise_signal(None)
+    else:
+        signals = walk.signals
+        if alertname in signals:
+            signal = signals[alertname]
+        else:
+            signal = signals[alertname] = normalise_signal(alertname)
+    source, actor = walk.source, walk.actor
+    native_id = f"{fingerprint}:{starts_ns}:firing"
+    # OutputBuilder.add, inlined: (id, source, native_id, ts_ns, kind, actor, text, service, severity,
+    # thread_id, url, file, position, signal, revision, attrs)
+    firing: EventRow = _new_row(
+        EventRow,
+        (
+            event_id(source, native_id),
+            source,
+            native_id,
+            starts_ns,
+            _FIRING,
+            actor,
+            text,
+            service,
+            severity,
+            None,
+            url,
+            file,
+            position,
+            signal,
+            0,
+            attrs,
+        ),
+    )
+    if ends_ns is None:
+        return firing, None
+    native_id = f"{fingerprint}:{starts_ns}:resolved"
+    resolved: EventRow = _new_row(
+        EventRow,
+        (
+            event_id(source, native_id),
+            source,
+            native_id,
+            ends_ns,
+            _RESOLVED,
+            actor,
+            f"Resolved: {text}",
+            service,
+            severity,
+            None,
+            url,
+            file,
+            position,
+            signal,
+            0,
+            dict(attrs),
+        ),
+    )
+    return firing, resolved
 
 
 def _payload_alerts(payload: object) -> tuple[_Group, list[Any]]:
@@ -216,27 +337,41 @@ def _walk_payload(
     payload: object,
     ctx: ParseContext,
     builder: OutputBuilder,
-    flavour: AlertFlavour,
+    walk: _Walk,
 ) -> None:
-    parsed: tuple[_Group, list[Any]] | None = None
-    with builder.record(doc, base, payload):
-        parsed = _payload_alerts(payload)
-    if parsed is None:
+    # OutputBuilder.record, spelt out as try/except (the same quarantine entries, no context manager per alert)
+    try:
+        group, alerts = _payload_alerts(payload)
+    except ParseError as exc:
+        builder.quarantine(file=doc.path, position=doc.where(base), reason=str(exc), record=payload)
         return
-    group, alerts = parsed
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        reason = f"malformed record ({type(exc).__name__}: {str(exc)[:120]})"
+        builder.quarantine(file=doc.path, position=doc.where(base), reason=reason, record=payload)
+        return
+    file = doc.path
+    prefix = f"{doc.position} " if doc.position else ""  # doc.where(pointer) for a non-empty pointer
+    append = builder.rows.append
     for index, alert in enumerate(alerts):
         pointer = f"{base}/alerts/{index}"
-        with builder.record(doc, pointer, alert):
-            rows = _alert_rows(alert, group, ctx, flavour)
-            position = doc.where(pointer)
-            for row in rows:  # built completely first: a bad alert adds nothing
-                builder.add(file=doc.path, position=position, **row)
+        try:
+            firing, resolved = _alert_rows(alert, group, ctx, walk, file, prefix + pointer)
+        except ParseError as exc:
+            builder.quarantine(file=file, position=doc.where(pointer), reason=str(exc), record=alert)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            reason = f"malformed record ({type(exc).__name__}: {str(exc)[:120]})"
+            builder.quarantine(file=file, position=doc.where(pointer), reason=reason, record=alert)
+        else:  # built completely first: a bad alert adds nothing
+            append(firing)
+            if resolved is not None:
+                append(resolved)
 
 
 def walk_alert_documents(
     docs: Sequence[SourceDocument], ctx: ParseContext, builder: OutputBuilder, flavour: AlertFlavour
 ) -> None:
     """Walk Alertmanager-shaped documents (payload, array of payloads, or NDJSON line) into ``builder``."""
+    walk = _Walk(builder.source.value, ctx, flavour)
     for doc in docs:
         data = doc.data
         if isinstance(data, list):
@@ -245,9 +380,9 @@ def walk_alert_documents(
                     file=doc.path, position=doc.where(), reason="empty array of alert payloads", record=data
                 )
             for index, payload in enumerate(data):
-                _walk_payload(doc, f"/{index}", payload, ctx, builder, flavour)
+                _walk_payload(doc, f"/{index}", payload, ctx, builder, walk)
         else:
-            _walk_payload(doc, "", data, ctx, builder, flavour)
+            _walk_payload(doc, "", data, ctx, builder, walk)
 
 
 class AlertmanagerParser:

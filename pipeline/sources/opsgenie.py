@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pipeline.errors import ParseError
-from pipeline.models import EventKind, ParseOutput, Source
+from pipeline.models import EventKind, EventRow, ParseOutput, Source, event_id
 from pipeline.sources.base import (
+    MAX_TEXT_CHARS,
     OutputBuilder,
     ParseContext,
     SourceDocument,
@@ -55,6 +56,8 @@ _PRIORITY = re.compile(r"^P?([1-5])$", re.IGNORECASE)
 
 def _s(value: object, limit: int = 256) -> str | None:
     """A short, JSON-safe string, or None."""
+    if type(value) is str and len(value) <= limit <= MAX_TEXT_CHARS and value.isascii():
+        return value.strip() or None  # clean_text returns it unchanged, and the cuts below cannot shorten it
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -72,8 +75,15 @@ def _is_payload(data: object) -> bool:
     return isinstance(data.get("action"), str) and isinstance(alert, dict) and "alertId" in alert
 
 
+# Every text _PRIORITY matches, with its result: "1".."5", "p1".."p5", "P1".."P5" (a stripped text cannot end in
+# the newline that "$" would also accept).
+_PRIORITIES = {f"{prefix}{digit}": f"P{digit}" for prefix in ("", "p", "P") for digit in "12345"}
+
+
 def _priority(value: object) -> str | None:
     text = _s(value, 8)
+    if text is None or text in _PRIORITIES:
+        return None if text is None else _PRIORITIES[text]
     match = _PRIORITY.match(text) if text else None
     return f"P{match.group(1)}" if match else None
 
@@ -89,15 +99,23 @@ def _service(alert: Mapping[str, Any], tags: Sequence[str]) -> str | None:
     if entity:
         return entity
     for tag in tags:
-        match = _SERVICE_TAG.match(tag)
+        # ":" or "=" (resp. "-") is required by the pattern: the regex need not run on a tag without it
+        match = _SERVICE_TAG.match(tag) if ":" in tag or "=" in tag else None
         if match:
             return match.group(1).strip()
-        if _SERVICE_NAME_TAG.match(tag):
+        if "-" in tag and _SERVICE_NAME_TAG.match(tag):
             return tag
     return None
 
 
-def _row(payload: object) -> dict[str, Any]:
+# ACTION_KINDS with the kinds' string values (an enum's .value is a property lookup per call)
+_KIND_VALUES = {action: kind.value for action, kind in ACTION_KINDS.items()}
+_SYSTEM = EventKind.SYSTEM.value
+_new_row = tuple.__new__  # EventRow without its Python-level __new__ (same instance, all 16 fields given)
+
+
+def _row(payload: object, source_value: str, file: str, position: str) -> EventRow:
+    """One delivery as an EventRow (what OutputBuilder.add would append); raises ParseError on a bad one."""
     envelope = require_dict(payload, "webhook payload")
     action = _s(envelope.get("action"), 64)
     if action is None:
@@ -113,7 +131,7 @@ def _row(payload: object) -> dict[str, Any]:
     actor = _s(alert.get("username")) or (_s(source.get("name")) if isinstance(source, dict) else None)
     tags = _tags(alert.get("tags"))
     priority = _priority(alert.get("priority"))
-    kind = ACTION_KINDS.get(action, EventKind.SYSTEM)
+    kind = _KIND_VALUES.get(action, _SYSTEM)
 
     field = "createdAt" if action == "Create" else "updatedAt"
     if alert.get(field) is None:
@@ -134,25 +152,41 @@ def _row(payload: object) -> dict[str, Any]:
     elif action in ("AssignOwnership", "TakeOwnership") and (owner := _s(alert.get("owner"))):
         text += f" → {owner}"
 
-    return {
-        "native_id": native_id,
-        "ts_ns": ts_ns,
-        "kind": kind.value,
-        "text": text,
-        "actor": actor,
-        "service": _service(alert, tags),
-        "severity": priority,
-        "signal": normalise_signal(message) if action == "Create" else None,
-        "attrs": {
-            "alert_id": alert_id,
-            "tiny_id": tiny_id,
-            "alias": _s(alert.get("alias")),
-            "action": action,
-            "priority": priority,
-            "tags": tags,
-            "integration": _s(envelope.get("integrationName")),
-        },
+    service = _service(alert, tags)
+    signal = normalise_signal(message) if action == "Create" else None
+    attrs = {
+        "alert_id": alert_id,
+        "tiny_id": tiny_id,
+        "alias": _s(alert.get("alias")),
+        "action": action,
+        "priority": priority,
+        "tags": tags,
+        "integration": _s(envelope.get("integrationName")),
     }
+    # (id, source, native_id, ts_ns, kind, actor, text, service, severity, thread_id, url, file, position, signal,
+    #  revision, attrs)
+    row: EventRow = _new_row(
+        EventRow,
+        (
+            event_id(source_value, native_id),
+            source_value,
+            native_id,
+            ts_ns,
+            kind,
+            actor,
+            text,
+            service,
+            priority,
+            None,
+            None,
+            file,
+            position,
+            signal,
+            0,
+            attrs,
+        ),
+    )
+    return row
 
 
 class OpsgenieParser:
@@ -168,6 +202,8 @@ class OpsgenieParser:
 
     def parse(self, docs: Sequence[SourceDocument], ctx: ParseContext) -> ParseOutput:
         builder = OutputBuilder(self.source)
+        source_value = self.source.value
+        append = builder.rows.append
         for doc in docs:
             data = doc.data
             if isinstance(data, list) and not data:
@@ -175,7 +211,14 @@ class OpsgenieParser:
             items = list(enumerate(data)) if isinstance(data, list) else [(None, data)]
             for index, payload in items:
                 pointer = "" if index is None else f"/{index}"
-                with builder.record(doc, pointer, payload):
-                    row = _row(payload)
-                    builder.add(file=doc.path, position=doc.where(pointer), **row)
+                # OutputBuilder.record spelt out (no context manager per delivery): the same quarantine entries
+                try:
+                    row = _row(payload, source_value, doc.path, doc.where(pointer))
+                except ParseError as exc:
+                    builder.quarantine(file=doc.path, position=doc.where(pointer), reason=str(exc), record=payload)
+                except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                    reason = f"malformed record ({type(exc).__name__}: {str(exc)[:120]})"
+                    builder.quarantine(file=doc.path, position=doc.where(pointer), reason=reason, record=payload)
+                else:
+                    append(row)
         return builder.output()

@@ -35,11 +35,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pipeline.errors import ParseError
-from pipeline.models import EventKind, ParseOutput, Source
+from pipeline.models import EventKind, EventRow, ParseOutput, Source
+from pipeline.models import event_id as make_event_id
+from pipeline.sources.alertmanager import fast_iso_ns, stripped_text
 from pipeline.sources.base import (
+    MAX_TEXT_CHARS,
     OutputBuilder,
     ParseContext,
     SourceDocument,
@@ -87,6 +90,8 @@ _EMPTY_PAGE_KEYS = frozenset({"notes", "log_entries", "incidents", "limit", "off
 
 def _s(value: object, limit: int = 256) -> str | None:
     """A short, JSON-safe string, or None."""
+    if type(value) is str and len(value) <= limit <= MAX_TEXT_CHARS and value.isascii():
+        return value.strip() or None  # clean_text returns it unchanged, and the cuts below cannot shorten it
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -106,6 +111,9 @@ def _ts(record: Mapping[str, Any], key: str, ctx: ParseContext) -> int:
     value = record.get(key)
     if value is None:
         raise ParseError(f"missing timestamp {key!r}")
+    ns = fast_iso_ns(value, ctx.default_tz)
+    if ns is not None:
+        return ns
     try:
         return iso_to_ns(value, ctx.default_tz)
     except ParseError as exc:
@@ -163,9 +171,14 @@ def _is_rest(data: object) -> bool:
 
 # --- incidents ---------------------------------------------------------------------------------------------
 
+# A NamedTuple built from a full tuple of its fields, without its Python-level __new__ (the same instance).
+_new_tuple = tuple.__new__
 
-@dataclass(frozen=True, slots=True)
-class _Incident:
+
+class _Incident(NamedTuple):
+    """An incident as events see it (immutable; a NamedTuple because it is built once per log entry and a frozen
+    dataclass costs ~1 µs to construct)."""
+
     id: str
     number: int | None = None
     title: str | None = None
@@ -198,6 +211,13 @@ def _split_title(summary: str | None) -> tuple[int | None, str | None]:
     """'[#1234] The server is on fire.' -> (1234, 'The server is on fire.')."""
     if summary is None:
         return None, None
+    if "[#" not in summary:  # the pattern needs it: no match
+        return None, summary
+    if summary.startswith("[#"):  # the common shape without the regex: "[#", 1-9 ASCII digits, "]", title
+        end = summary.find("]", 2)
+        digits = summary[2:end]
+        if 2 < end <= 11 and digits.isascii() and digits.isdigit():
+            return int(digits), summary[end + 1 :].strip() or None
     match = _NUMBERED_TITLE.match(summary)
     if match is None:
         return None, summary
@@ -211,21 +231,29 @@ def _int(value: object) -> int | None:
 def _incident(obj: object) -> _Incident:
     """A full incident object (webhook ``data`` of incident.* events, REST ``incident``) or a reference."""
     record = require_dict(obj, "incident")
-    incident_id = _s(record.get("id"), 128)
+    get = record.get
+    incident_id = _s(get("id"), 128)
     if incident_id is None:
         raise ParseError("missing or non-string field 'incident id'")
-    ref_number, ref_title = _split_title(_s(record.get("summary"), 1024))
-    number = _int(record.get("number")) or _int(record.get("incident_number")) or ref_number
-    return _Incident(
-        id=incident_id,
-        number=number,
-        title=_s(record.get("title"), 1024) or ref_title,
-        status=_s(record.get("status"), 32),
-        urgency=_s(record.get("urgency"), 32),
-        priority=_summary(record.get("priority")),
-        service=_summary(record.get("service")),
-        url=_s(record.get("html_url"), 2048),
+    ref_number, ref_title = _split_title(_s(get("summary"), 1024))
+    number = _int(get("number")) or _int(get("incident_number")) or ref_number
+    # A reference ({id, type, summary}) lacks the rest: skip the calls that would turn None into None.
+    title, status, urgency = get("title"), get("status"), get("urgency")
+    priority, service, url = get("priority"), get("service"), get("html_url")
+    incident: _Incident = _new_tuple(
+        _Incident,
+        (
+            incident_id,  # id
+            number,  # number
+            (None if title is None else _s(title, 1024)) or ref_title,  # title
+            None if status is None else _s(status, 32),  # status
+            None if urgency is None else _s(urgency, 32),  # urgency
+            None if priority is None else _summary(priority),  # priority
+            None if service is None else _summary(service),  # service
+            None if url is None else _s(url, 2048),  # url
+        ),
     )
+    return incident
 
 
 def _native(incident: _Incident, action: str, ts_ns: int) -> str:
@@ -380,7 +408,27 @@ def _webhook_row(envelope: object, ctx: ParseContext) -> dict[str, Any]:
     return row
 
 
-def _log_row(entry: object, ctx: ParseContext, known_notes: Sequence[_KnownNote]) -> dict[str, Any]:
+# LOG_KINDS with the kinds' string values (an enum's .value is a property lookup per call)
+_LOG_KIND_VALUES: dict[str, tuple[str, str | None]] = {
+    key: (kind.value, action) for key, (kind, action) in LOG_KINDS.items()
+}
+_SYSTEM_KIND: tuple[str, str | None] = (EventKind.SYSTEM.value, None)
+
+
+class _Run:
+    """Per-parse state shared by every log entry: context, the bundle's notes, and caches of pure results."""
+
+    __slots__ = ("ctx", "known_notes", "signals", "source")
+
+    def __init__(self, source: str, ctx: ParseContext, known_notes: Sequence[_KnownNote]) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.known_notes = known_notes
+        self.signals: dict[str | None, str | None] = {}  # incident title -> normalise_signal(title)
+
+
+def _log_row(entry: object, run: _Run, file: str, position: str) -> EventRow:
+    """One log entry as an EventRow (what OutputBuilder.add would append); raises ParseError on a bad entry."""
     record = require_dict(entry, "log entry")
     raw_type = _s(record.get("type"), 128)
     entry_id = _s(record.get("id"), 128)
@@ -389,45 +437,81 @@ def _log_row(entry: object, ctx: ParseContext, known_notes: Sequence[_KnownNote]
     if entry_id is None:
         raise ParseError("missing or non-string field 'id'")
     entry_type = raw_type.removesuffix("_reference")
-    ts_ns = _ts(record, "created_at", ctx)
+    ts_ns = _ts(record, "created_at", run.ctx)
     agent = record.get("agent")
     actor = _summary(agent)
-    kind, action = LOG_KINDS.get(entry_type, (EventKind.SYSTEM, None))
-    incident = _incident(record["incident"]) if isinstance(record.get("incident"), dict) else None
+    kind, action = _LOG_KIND_VALUES.get(entry_type, _SYSTEM_KIND)
+    reference = record.get("incident")
+    incident = _incident(reference) if isinstance(reference, dict) else None
     if action is not None and incident is None:
         raise ParseError(f"{entry_type} has no incident reference")
     service = _summary(record.get("service"))
     if service is None and isinstance(agent, dict) and str(agent.get("type", "")).startswith("service"):
         service = actor
-    summary = clean_text(record.get("summary")).strip()
+    summary = stripped_text(record.get("summary"))
 
-    row: dict[str, Any] = {
-        "ts_ns": ts_ns,
-        "kind": kind.value,
-        "actor": actor,
-        "service": service or (incident.service if incident else None),
-        "severity": incident.severity if incident else None,
-        "url": _s(record.get("html_url"), 2048) or (incident.url if incident else None),
-        "revision": REV_LOG,
-        "attrs": {**(incident.attrs() if incident else {}), "log_entry_type": entry_type},
-        "native_id": f"log:{entry_id}",
-        "text": summary or entry_type.replace("_", " "),
-    }
-    if incident is None or action is None:
-        return row
-    if action == "note":
-        channel = record.get("channel")
-        channel = channel if isinstance(channel, dict) else {}
-        content = clean_text(channel.get("content") or channel.get("summary")).strip()
-        row["text"] = content or summary or "Note added"
-        matched = _match_note(known_notes, incident.id, content, ts_ns) if content else None
-        row["native_id"] = matched or _native(incident, "note", ts_ns)
-        return row
-    row["native_id"] = _native(incident, action, ts_ns)
-    if action in ("triggered", "acknowledged", "resolved"):
-        row["text"] = _action_text(action, entry_type, incident)
-    if action == "triggered":
-        row["signal"] = normalise_signal(incident.title)
+    signal: str | None = None
+    url = _s(record.get("html_url"), 2048)
+    if incident is None:
+        severity = None
+        attrs: dict[str, Any] = {"log_entry_type": entry_type}
+    else:
+        service = service or incident.service
+        severity = incident.severity
+        url = url or incident.url
+        attrs = {
+            "incident_id": incident.id,
+            "incident_number": incident.number,
+            "status": incident.status,
+            "urgency": incident.urgency,
+            "priority": incident.priority,
+            "log_entry_type": entry_type,
+        }  # {**incident.attrs(), "log_entry_type": entry_type}
+    native_id = f"log:{entry_id}"
+    text = summary or entry_type.replace("_", " ")
+    if incident is not None and action is not None:
+        if action == "note":
+            channel = record.get("channel")
+            channel = channel if isinstance(channel, dict) else {}
+            content = clean_text(channel.get("content") or channel.get("summary")).strip()
+            text = content or summary or "Note added"
+            matched = _match_note(run.known_notes, incident.id, content, ts_ns) if content else None
+            native_id = matched or _native(incident, "note", ts_ns)
+        else:
+            native_id = _native(incident, action, ts_ns)
+            if action in ("triggered", "acknowledged", "resolved"):
+                text = _action_text(action, entry_type, incident)
+            if action == "triggered":
+                title = incident.title
+                signals = run.signals
+                if title in signals:
+                    signal = signals[title]
+                else:
+                    signal = signals[title] = normalise_signal(title)
+    source = run.source
+    # (id, source, native_id, ts_ns, kind, actor, text, service, severity, thread_id, url, file, position, signal,
+    #  revision, attrs)
+    row: EventRow = _new_tuple(
+        EventRow,
+        (
+            make_event_id(source, native_id),
+            source,
+            native_id,
+            ts_ns,
+            kind,
+            actor,
+            text,
+            service,
+            severity,
+            None,
+            url,
+            file,
+            position,
+            signal,
+            REV_LOG,
+            attrs,
+        ),
+    )
     return row
 
 
@@ -463,9 +547,9 @@ class PagerDutyParser:
 
     def parse(self, docs: Sequence[SourceDocument], ctx: ParseContext) -> ParseOutput:
         builder = OutputBuilder(self.source)
-        known_notes = _collect_notes(docs, ctx)
+        run = _Run(self.source.value, ctx, _collect_notes(docs, ctx))
         for doc in docs:
-            self._document(doc, ctx, builder, known_notes)
+            self._document(doc, ctx, builder, run)
         return builder.output()
 
     def _document(
@@ -473,7 +557,7 @@ class PagerDutyParser:
         doc: SourceDocument,
         ctx: ParseContext,
         builder: OutputBuilder,
-        known_notes: Sequence[_KnownNote],
+        run: _Run,
     ) -> None:
         data = doc.data
         if isinstance(data, list):
@@ -494,8 +578,7 @@ class PagerDutyParser:
             for index, incident in enumerate(self._items(doc, data, "incidents", builder)):
                 self._incident(doc, f"/incidents/{index}", incident, ctx, builder)
         elif "log_entries" in data:
-            for index, entry in enumerate(self._items(doc, data, "log_entries", builder)):
-                self._one(doc, f"/log_entries/{index}", entry, builder, lambda e: _log_row(e, ctx, known_notes))
+            self._log_entries(doc, self._items(doc, data, "log_entries", builder), builder, run)
         elif "notes" in data:
             for index, note in enumerate(self._items(doc, data, "notes", builder)):
                 self._one(doc, f"/notes/{index}", note, builder, lambda e: _note_row(e, ctx))
@@ -510,6 +593,24 @@ class PagerDutyParser:
             return items
         builder.quarantine(file=doc.path, position=doc.where(f"/{key}"), reason=f"{key} is not an array", record=items)
         return []
+
+    @staticmethod
+    def _log_entries(doc: SourceDocument, entries: list[Any], builder: OutputBuilder, run: _Run) -> None:
+        """Every log entry of one response; OutputBuilder.record spelt out (no context manager per entry)."""
+        file = doc.path
+        prefix = f"{doc.position} " if doc.position else ""  # doc.where(pointer) for a non-empty pointer
+        append = builder.rows.append
+        for index, entry in enumerate(entries):
+            pointer = f"/log_entries/{index}"
+            try:
+                row = _log_row(entry, run, file, prefix + pointer)
+            except ParseError as exc:
+                builder.quarantine(file=file, position=doc.where(pointer), reason=str(exc), record=entry)
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                reason = f"malformed record ({type(exc).__name__}: {str(exc)[:120]})"
+                builder.quarantine(file=file, position=doc.where(pointer), reason=reason, record=entry)
+            else:
+                append(row)
 
     @staticmethod
     def _one(

@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pipeline.errors import ParseError
-from pipeline.models import EventKind, ParseOutput, Source, event_id
+from pipeline.models import EventKind, EventRow, ParseOutput, Source, event_id
 from pipeline.sources.base import (
+    MAX_TEXT_CHARS,
+    MAX_TS_NS,
+    MIN_TS_NS,
     OutputBuilder,
     ParseContext,
     SourceDocument,
@@ -94,9 +97,20 @@ _NOT_DONE = re.compile(
 _TOKEN = re.compile(r"<([^<>\n]{1,2000})>")
 
 
+# Every change word above contains one of these (lower-case ASCII). On ASCII text, where IGNORECASE matching is
+# plain lower-casing, a text holding none of them cannot announce a change: the regexes need not run.
+_CHANGE_STEMS = ("flag", "toggle", "config", "setting", "deploy", "releas", "roll", "shipp", "promot")
+
+
 def detect_change(text: str) -> str | None:
     """'deploy' / 'config' / 'flag' when a bot's text announces a change reaching production, else None."""
-    if not text or _NOT_DONE.search(text):
+    if not text:
+        return None
+    if text.isascii():
+        lower = text.lower()
+        if not any(stem in lower for stem in _CHANGE_STEMS):
+            return None
+    if _NOT_DONE.search(text):
         return None
     if _NON_PROD.search(text) and not _PROD.search(text):
         return None
@@ -206,6 +220,25 @@ def _user_name(user: Mapping[str, Any]) -> str | None:
 def _ts_key(ns: int) -> str:
     """Canonical Slack ts string ("1736510400.123456") so 1736510400.123456 and "…123456" key alike."""
     return f"{ns // 10**9}.{ns % 10**9 // 1000:06d}"
+
+
+def _fast_ts(value: object) -> int | None:
+    """``slack_ts_to_ns`` for the canonical shape "1736510400.123456" (10 digits, no leading zero, 6-digit
+    fraction, in range), whose ``_ts_key`` is the string itself; None for anything else (use the slow path)."""
+    if type(value) is str and len(value) == 17 and value[10] == "." and value[0] != "0" and value.isascii():
+        whole, frac = value[:10], value[11:]
+        if whole.isdigit() and frac.isdigit():
+            ns = int(whole) * 1_000_000_000 + int(frac) * 1000
+            if MIN_TS_NS <= ns < MAX_TS_NS:
+                return ns
+    return None
+
+
+def _fast_name(value: object) -> str | None:
+    """``_name`` with a shortcut for short ASCII strings (where ``clean_text`` returns its input)."""
+    if type(value) is str and len(value) <= MAX_TEXT_CHARS and value.isascii():
+        return value.strip()[:_NAME_CHARS] or None
+    return _name(value)
 
 
 def _path_parts(path: str) -> list[str]:
@@ -377,6 +410,12 @@ def _message_ts(message: Mapping[str, Any], what: str = "message") -> int:
 
 # --- the parser ---------------------------------------------------------------------------------------------
 
+_SLACK = Source.SLACK.value
+_MESSAGE = EventKind.MESSAGE.value
+_SYSTEM = EventKind.SYSTEM.value
+_DEPLOY = EventKind.DEPLOY.value
+_new_row = tuple.__new__  # EventRow without its Python-level __new__ (same instance, all 16 fields given)
+
 
 class SlackParser:
     source: ClassVar[Source] = Source.SLACK
@@ -411,8 +450,10 @@ class SlackParser:
                 self._directory(builder, directory, doc, "channels", data["channels"], "/channels")
         for doc, kind in classified:
             items = doc.data if kind == "messages" else doc.data["messages"] if kind == "api_messages" else []
+            note_profile = directory.note_profile
             for item in items:
-                directory.note_profile(item)
+                if isinstance(item, dict) and "user_profile" in item:  # note_profile ignores every other item
+                    note_profile(item)
 
         # Pass 2: messages.
         for doc, kind in classified:
@@ -456,20 +497,37 @@ class SlackParser:
         pointer: str,
         channel: str,
     ) -> None:
+        # Per-document work done once: the channel key/label; and per user id once: the name and bot flag.
+        # (The directory is complete before any message is read, so these never change during the loop.)
+        key = directory.channel_key(channel)
+        label = directory.channel_label(key)
+        prefix = f"{doc.position} " if doc.position else ""
+        users: dict[str, tuple[str | None, str | None, bool]] = {}
+        append = builder.rows.append
+        message = self._message
         for index, item in enumerate(items):
             where = f"{pointer}/{index}"
-            with builder.record(doc, where, item):
-                self._message(builder, directory, doc, where, item, channel)
+            # The body of OutputBuilder.record, without a context manager per message.
+            try:
+                row = message(directory, users, doc.path, prefix + where, item, key, label)
+            except ParseError as exc:
+                builder.quarantine(file=doc.path, position=doc.where(where), reason=str(exc), record=item)
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                reason = f"malformed record ({type(exc).__name__}: {str(exc)[:120]})"
+                builder.quarantine(file=doc.path, position=doc.where(where), reason=reason, record=item)
+            else:
+                append(row)
 
     def _message(
         self,
-        builder: OutputBuilder,
         directory: _Directory,
-        doc: SourceDocument,
-        where: str,
+        users: dict[str, tuple[str | None, str | None, bool]],
+        file: str,
+        position: str,
         item: object,
-        channel: str,
-    ) -> None:
+        key: str,
+        label: str,
+    ) -> EventRow:
         outer = require_dict(item, "message")
         message = outer
         floor = 0  # minimum revision (a message_changed event supersedes the original)
@@ -479,26 +537,34 @@ class SlackParser:
                 floor = _message_ts(outer, "message_changed event")
             except ParseError:
                 floor = 1
-        ts_ns = _message_ts(message)
-
         # The document decides the channel (a message's own "channel" field is ignored) so that every copy of
         # a message in one bundle keys alike.
-        key = directory.channel_key(channel)
-        ts_key = _ts_key(ts_ns)
+        ts_ns = _fast_ts(message.get("ts"))
+        if ts_ns is None:
+            ts_ns = _message_ts(message)
+            ts_key = _ts_key(ts_ns)
+        else:
+            ts_key = message["ts"]
 
         subtype_value = message.get("subtype")
         subtype = subtype_value if isinstance(subtype_value, str) and subtype_value else None
-        user_id = _name(message.get("user"))
+        user_value = message.get("user")
+        if type(user_value) is str:
+            known = users.get(user_value)
+            if known is None:
+                uid = _fast_name(user_value)
+                known = (uid, directory.user_name(uid), uid is not None and uid in directory.bots)
+                users[user_value] = known
+            user_id, user_name, user_is_bot = known
+        else:
+            user_id = _name(user_value)
+            user_name = directory.user_name(user_id)
+            user_is_bot = user_id is not None and user_id in directory.bots
         bot_profile = message.get("bot_profile")
         bot_profile = bot_profile if isinstance(bot_profile, dict) else {}
-        bot = (
-            subtype == "bot_message"
-            or bool(message.get("bot_id"))
-            or bool(bot_profile)
-            or (user_id is not None and user_id in directory.bots)
-        )
+        bot = subtype == "bot_message" or bool(message.get("bot_id")) or bool(bot_profile) or user_is_bot
         actor = (
-            directory.user_name(user_id)
+            user_name
             or _name(bot_profile.get("name"))
             or _name(message.get("username"))
             or user_id
@@ -508,18 +574,33 @@ class SlackParser:
         thread_id: str | None = None
         thread_ts = message.get("thread_ts")
         if thread_ts is not None:
-            try:
-                thread_ns = slack_ts_to_ns(thread_ts)
-            except ParseError:
-                thread_ns = ts_ns  # an unreadable thread_ts only loses the thread link
+            thread_ns = _fast_ts(thread_ts)
+            if thread_ns is not None:
+                thread_key = thread_ts
+            else:
+                try:
+                    thread_ns = slack_ts_to_ns(thread_ts)
+                except ParseError:
+                    thread_ns = ts_ns  # an unreadable thread_ts only loses the thread link
+                thread_key = _ts_key(thread_ns)
             if thread_ns != ts_ns:
-                thread_id = event_id(self.source.value, f"{key}:{_ts_key(thread_ns)}")
+                thread_id = event_id(_SLACK, f"{key}:{thread_key}")
 
-        raw_text = clean_text(message.get("text"))
-        text, mentions = directory.render(raw_text)
+        raw_value = message.get("text")
+        if type(raw_value) is str and len(raw_value) <= MAX_TEXT_CHARS and raw_value.isascii():
+            raw_text = raw_value  # what clean_text returns for it
+        else:
+            raw_text = clean_text(raw_value)
+        mentions: list[str]
+        if "<" in raw_text:  # markup tokens all start with "<"
+            text, mentions = directory.render(raw_text)
+        else:
+            text, mentions = raw_text, []
+            if "&" in text:
+                text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
         text = text.strip()
-        files = _file_names(message)
-        extra = _attachment_text(message)
+        files = _file_names(message) if "files" in message else []
+        extra = _attachment_text(message) if "attachments" in message else ""
         if not text:
             if files:
                 text = "shared file: " + ", ".join(files)
@@ -528,14 +609,14 @@ class SlackParser:
             elif subtype:
                 text = f"[{subtype}]"
 
-        edited_ns = _edited_ns(message)
+        edited_ns = _edited_ns(message) if "edited" in message else None
         revision = max(edited_ns or 0, floor)
         reply_count = message.get("reply_count")
         attrs: dict[str, Any] = {
-            "channel": directory.channel_label(key),
+            "channel": label,
             "user_id": user_id,
             "subtype": subtype,
-            "reactions": _reactions(message),
+            "reactions": _reactions(message) if "reactions" in message else [],
             "files": files,
             "edited": edited_ns is not None or floor > 0,
             "reply_count": reply_count if isinstance(reply_count, int) and not isinstance(reply_count, bool) else None,
@@ -545,24 +626,35 @@ class SlackParser:
         if raw_text != text and len(raw_text) <= _RAW_TEXT_KEEP:
             attrs["raw_text"] = raw_text
 
-        kind = EventKind.MESSAGE if subtype is None or subtype in _MESSAGE_SUBTYPES else EventKind.SYSTEM
-        if kind == EventKind.MESSAGE and bot:
+        kind = _MESSAGE if subtype is None or subtype in _MESSAGE_SUBTYPES else _SYSTEM
+        if bot and kind == _MESSAGE:
             change = detect_change(f"{text} {directory.render(extra)[0]}" if extra else text)
             if change:
-                kind = EventKind.DEPLOY
+                kind = _DEPLOY
                 attrs["change"] = change
                 if _ROLLBACK.search(text) or _ROLLBACK.search(extra):
                     attrs["rollback"] = True
 
-        builder.add(
-            native_id=f"{key}:{ts_key}",
-            ts_ns=ts_ns,
-            kind=kind.value,
-            text=text,
-            file=doc.path,
-            position=doc.where(where),
-            actor=actor,
-            thread_id=thread_id,
-            revision=revision,
-            attrs=attrs,
+        native_id = f"{key}:{ts_key}"
+        # OutputBuilder.add, inlined: the same EventRow, built without keyword-argument plumbing.
+        return _new_row(
+            EventRow,
+            (
+                event_id(_SLACK, native_id),
+                _SLACK,
+                native_id,
+                ts_ns,
+                kind,
+                actor,
+                text,
+                None,  # service
+                None,  # severity
+                thread_id,
+                None,  # url
+                file,
+                position,
+                None,  # signal
+                revision,
+                attrs,
+            ),
         )
