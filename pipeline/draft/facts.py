@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,7 +102,7 @@ def build_facts(manifest: IncidentManifest, timeline: Timeline, settings: Settin
         factors=[f.factor for f in findings],
         action_items=stated + suggested,
         lessons=_lessons(moments, metrics, [f.factor for f in findings], events),
-        highlights=_highlights(moments, findings, events),
+        highlights=_highlights(moments, findings, events, settings.change_window_s),
         detected_by=_detected_by(detected_event),
         durations_s=durations,
         counts=counts,
@@ -141,7 +142,11 @@ def _detected_by(event: Event | None) -> str | None:
     return f"{event.source.value} {'alert' if event.kind is EventKind.ALERT_FIRING else 'page'} {name}"
 
 
-def _highlights(moments: KeyMoments, findings: Sequence[Finding], events: Sequence[Event]) -> list[Highlight]:
+def _highlights(
+    moments: KeyMoments, findings: Sequence[Finding], events: Sequence[Event], window_s: int
+) -> list[Highlight]:
+    """Key moments, the first evidence of each factor, and changes, status updates and escalations from an
+    hour before the start until resolution."""
     by_id = {e.id: e for e in events}
     chosen: dict[str, str] = {}
     labels: dict[MomentName, str] = {
@@ -159,8 +164,12 @@ def _highlights(moments: KeyMoments, findings: Sequence[Finding], events: Sequen
         for eid in finding.factor.evidence[:1]:
             if eid in by_id:
                 chosen.setdefault(eid, f"Evidence: {finding.factor.category.replace('_', ' ')}")
+    known = [m.at for m in (moments.started, moments.detected, moments.resolved) if m.at is not None]
+    first = min(known) - timedelta(seconds=window_s) if known else None
+    last = max(known) if known else None
     for e in events:
-        if e.kind in (EventKind.DEPLOY, EventKind.STATUS_UPDATE, EventKind.ESCALATED):
+        in_window = first is None or last is None or first <= e.ts <= last
+        if in_window and e.kind in (EventKind.DEPLOY, EventKind.STATUS_UPDATE, EventKind.ESCALATED):
             chosen.setdefault(
                 e.id, {"deploy": "Change", "status_update": "Status update"}.get(e.kind.value, "Escalated")
             )
@@ -172,8 +181,9 @@ def _describe(e: Event) -> str:
     """A neutral one-line description (no free chat text: people are never the subject of a failure)."""
     if e.kind is EventKind.MESSAGE:
         return f"message in #{e.attrs.get('channel') or 'channel'}"
-    if e.kind is EventKind.DEPLOY:
-        return " ".join(e.text.split())[:80]
+    if e.kind is EventKind.DEPLOY:  # a bot's announcement, quoted (the validator checks quotes verbatim)
+        text = " ".join(e.text.split())
+        return f"\u201c{text if len(text) <= 80 else text[:79] + '…'}\u201d"
     if e.kind is EventKind.STATUS_UPDATE:
         return f"status page set to {e.attrs.get('status') or 'updated'}"
     if e.kind in (EventKind.ALERT_FIRING, EventKind.ALERT_RESOLVED, EventKind.PAGE_TRIGGERED):
