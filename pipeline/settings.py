@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,16 @@ class Settings(BaseSettings):
     detection_gap_s: int = Field(600, ge=0, description="Detection slower than this is a factor.")
     silence_gap_s: int = Field(1800, ge=0, description="No status update for this long is a factor.")
 
+    # similar-incident index
+    chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store under HOME.")
+    chroma_port: int = Field(8000, ge=1, le=65535)
+    index_collection: str = Field("postmortems", min_length=3, max_length=512)
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str = Field("all-MiniLM-L6-v2", description="Local ONNX model, or the endpoint's model name.")
+    embedding_base_url: str | None = Field(None, description="OpenAI-compatible embeddings endpoint.")
+    embedding_api_key: SecretStr | None = None
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+
     @property
     def drafts_dir(self) -> Path:
         return self.home / "drafts"
@@ -38,6 +49,15 @@ class Settings(BaseSettings):
     @property
     def tiktoken_cache_dir(self) -> Path:
         return self.assets_dir / "tiktoken"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.assets_dir / "models"
+
+    @property
+    def index_dir(self) -> Path:
+        """Embedded Chroma store and the lexical (BM25) index beside it."""
+        return self.home / "index"
 
 
 @lru_cache(maxsize=1)
