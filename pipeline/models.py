@@ -305,6 +305,19 @@ class DraftContent(_Frozen):
     lessons: list[Lesson] = Field(default_factory=list)
 
 
+class RelatedIncident(_Frozen):
+    """A past incident like this one, from the similar-incident index."""
+
+    incident_id: str
+    title: str
+    score: float
+    date: str | None = None
+    severity: str | None = None
+    section: str | None = Field(None, description="The section that matched best.")
+    snippet: str = ""
+    source: str | None = Field(None, description="Where the past postmortem lives (path or URL).")
+
+
 class DraftProvenance(_Frozen):
     drafter: str
     model: str | None = None
@@ -334,6 +347,7 @@ class Draft(_Frozen):
     contributing_factors: list[ContributingFactor] = Field(default_factory=list)
     action_items: list[ActionItem] = Field(default_factory=list)
     lessons: list[Lesson] = Field(default_factory=list)
+    related: list[RelatedIncident] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     quarantine: list[Quarantined] = Field(default_factory=list)
     stats: TimelineStats

@@ -99,6 +99,18 @@ def render_markdown(draft: Draft) -> str:
     if not draft.lessons:
         out += ["_No lesson is supported by the evidence yet._", ""]
 
+    if draft.related:
+        out += [
+            "## Related incidents",
+            "",
+            "| Incident | Title | Date | Score | Why it matched |",
+            "|---|---|---|---|---|",
+        ]
+        for r in draft.related:
+            title = f"[{_md(r.title)}]({r.source})" if r.source else _md(r.title)
+            why = f"{r.section}: {_md(r.snippet[:160])}" if r.section else _md(r.snippet[:160])
+            out.append(f"| {_md(r.incident_id)} | {title} | {r.date or '—'} | {r.score:.3f} | {why} |")
+        out.append("")
     out += ["## Timeline", "", *_mermaid(draft), "", *_timeline_lines(draft.timeline), ""]
     if draft.quarantine:
         out += ["## Quarantined records", "", "| Source | File | Position | Reason |", "|---|---|---|---|"]
