@@ -9,7 +9,8 @@ _BLAME = re.compile(
     r"could have (prevented|avoided|caught|stopped)|would have been (avoided|prevented|caught)|if only|"
     r"careless(ly|ness)?|negligen(t|ce)|sloppy|incompeten(t|ce)|lazy|reckless|"
     r"(his|her|their|whose) fault|at fault|to blame|blame[ds]?|dropped the ball|screwed up|messed up|"
-    r"didn'?t bother|failed to (notice|check|follow|read))\b",
+    r"didn'?t bother|failed to (notice|check|follow|read)|"
+    r"(caused|triggered|started) by (the |an? |our )?(intern|new hire|junior|engineer|developer|operator|contractor))\b",
     re.IGNORECASE,
 )
 

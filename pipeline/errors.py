@@ -35,3 +35,28 @@ class DraftValidationError(PostmortemError):
 
 class AssetError(PostmortemError):
     """An offline asset (tokenizer vocab, model file) is missing or fails its checksum."""
+
+
+class EmbeddingError(PostmortemError):
+    """Texts could not be embedded: the endpoint refused, failed or answered in an unexpected shape."""
+
+
+class IndexStoreError(PostmortemError):
+    """The similar-incident index cannot be used: store missing or corrupted, server unreachable, or built with a
+    different embedding model. The message names the path or host; `where` holds it too."""
+
+    def __init__(self, message: str, where: Path | str | None = None) -> None:
+        self.where = str(where) if where is not None else None
+        super().__init__(message)
+
+
+class PromptError(PostmortemError):
+    """A prompt file is missing, malformed, or rendered without a variable it needs."""
+
+
+class LLMError(PostmortemError):
+    """A model call failed after retries, or its answer could not be used."""
+
+
+class PolicyError(PostmortemError):
+    """An action is not allowed by policy (for example a restricted incident to a remote model)."""

@@ -327,6 +327,7 @@ class DraftProvenance(_Frozen):
     pipeline_version: str
     bundle: str
     fallback_reason: str | None = None
+    coverage: str | None = Field(None, description="What part of the timeline the model saw.")
 
 
 class ValidationReport(_Frozen):

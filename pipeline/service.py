@@ -14,13 +14,12 @@ from pipeline import __version__
 from pipeline.atomic import write_atomic
 from pipeline.bundle import Bundle, load_bundle, parse_source
 from pipeline.draft.base import Drafter
-from pipeline.draft.facts import FactsSheet, build_facts
+from pipeline.draft.facts import build_facts
 from pipeline.draft.facts_drafter import FactsDrafter
 from pipeline.models import Draft, DraftIncident, DraftProvenance, Impact, ParseOutput, ValidationReport
 from pipeline.render import render_json, render_markdown
 from pipeline.settings import Settings
 from pipeline.timeline import Timeline, build_timeline
-from pipeline.validate import Facts, ensure_valid, validate_content
 
 
 @dataclass(frozen=True)
@@ -37,26 +36,15 @@ def normalise(bundle: Bundle, outputs: Sequence[ParseOutput], settings: Settings
     return build_timeline(bundle.incident_id, outputs, settings, extra_quarantine=bundle.quarantined)
 
 
-def validation_facts(facts: FactsSheet, timeline: Timeline) -> Facts:
-    frame = timeline.frame
-    return Facts(
-        known_ids=timeline.known_ids,
-        texts=dict(zip(frame["id"].tolist(), frame["text"].tolist(), strict=True)),
-        durations_s=facts.durations_s,
-        counts=facts.counts,
-        key_moments=facts.key_moments,
-    )
-
-
 def compose(
     bundle: Bundle, timeline: Timeline, settings: Settings, drafter: Drafter | None = None
 ) -> tuple[Draft, ValidationReport]:
-    """Facts, drafting and validation. Raises DraftValidationError rather than return an unchecked draft."""
+    """Facts, drafting and validation. A drafter returns only validated content (or raises), so nothing
+    unchecked reaches the renderer."""
     drafter = drafter or FactsDrafter()
     facts = build_facts(bundle.manifest, timeline, settings)
-    content = drafter.write(facts, timeline)
-    content, report = validate_content(content, validation_facts(facts, timeline))
-    ensure_valid(report)
+    result = drafter.draft(facts, timeline)
+    content, report = result.content, result.report
     incident: DraftIncident = facts.incident
     draft = Draft(
         incident=incident,
@@ -73,7 +61,12 @@ def compose(
         stats=timeline.stats,
         validation=report,
         provenance=DraftProvenance(
-            drafter=drafter.name,
+            drafter=result.drafter,
+            model=result.model,
+            prompt=result.prompt,
+            tokens=result.tokens,
+            fallback_reason=result.fallback_reason,
+            coverage=result.coverage.describe() if result.coverage else None,
             generated_at=datetime.now(UTC),
             pipeline_version=__version__,
             bundle=str(bundle.path),

@@ -28,6 +28,25 @@ class Settings(BaseSettings):
     detection_gap_s: int = Field(600, ge=0, description="Detection slower than this is a factor.")
     silence_gap_s: int = Field(1800, ge=0, description="No status update for this long is a factor.")
 
+    # language model (optional: with none, the deterministic FactsDrafter writes the draft)
+    llm_model: str | None = Field(None, description="e.g. gpt-4o-mini, or a local server's model name.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; OPENAI_BASE_URL also works.")
+    llm_api_key: SecretStr | None = Field(None, description="OPENAI_API_KEY also works. Never logged.")
+    llm_timeout_s: float = Field(120.0, gt=0)
+    llm_max_retries: int = Field(3, ge=0, le=10)
+    llm_context_tokens: int = Field(8192, ge=1024, description="The model's context window.")
+    llm_output_reserve_tokens: int = Field(1500, ge=256, description="Kept free for the answer.")
+    llm_map_max_calls: int = Field(
+        8, ge=0, description="Most map-step calls that summarise events not fitting the budget; 0 = none."
+    )
+    redaction_restore_kinds: list[str] = Field(
+        default_factory=list, description="Redacted kinds put back in the rendered draft (e.g. EMAIL); never secrets."
+    )
+    llm_cache: bool = Field(True, description="Reuse answers for identical redacted input, prompt and model.")
+    allow_restricted_remote: bool = Field(
+        False, description="Allow restricted incidents to be sent to a non-local model endpoint."
+    )
+
     # similar-incident index
     chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store under HOME.")
     chroma_port: int = Field(8000, ge=1, le=65535)
@@ -49,6 +68,15 @@ class Settings(BaseSettings):
     @property
     def tiktoken_cache_dir(self) -> Path:
         return self.assets_dir / "tiktoken"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Run logs (LLM calls, evaluations)."""
+        return self.home / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
 
     @property
     def models_dir(self) -> Path:

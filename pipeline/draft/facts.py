@@ -7,7 +7,7 @@ same checks. ``durations_s`` and ``counts`` list every number prose may state.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +33,7 @@ from pipeline.moments import compute_metrics, find_key_moments
 from pipeline.quantities import format_duration
 from pipeline.settings import Settings
 from pipeline.timeline import Timeline
+from pipeline.validate import Facts
 
 _MAX_HIGHLIGHTS = 14
 _FAST_ACK_S = 300
@@ -225,3 +226,16 @@ def _lessons(
             Lesson(kind="got_lucky", statement="Responders noted that luck limited the impact.", evidence=[e.id])
         )
     return lessons
+
+
+def validation_facts(facts: FactsSheet, timeline: Timeline, texts: Mapping[str, str] | None = None) -> Facts:
+    """What drafts of this incident are checked against. `texts` overrides the event texts quotes are checked
+    against (an LLM sees redacted texts, so its quotes are checked against those)."""
+    frame = timeline.frame
+    return Facts(
+        known_ids=timeline.known_ids,
+        texts=texts if texts is not None else dict(zip(frame["id"].tolist(), frame["text"].tolist(), strict=True)),
+        durations_s=facts.durations_s,
+        counts=facts.counts,
+        key_moments=facts.key_moments,
+    )

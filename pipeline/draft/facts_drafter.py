@@ -3,10 +3,12 @@ so every number in it is a computed fact and every claim cites its events."""
 
 from __future__ import annotations
 
-from pipeline.draft.facts import FactsSheet
+from pipeline.draft.base import DraftResult
+from pipeline.draft.facts import FactsSheet, validation_facts
 from pipeline.models import DraftContent, KeyMoment
 from pipeline.quantities import format_count, format_duration
 from pipeline.timeline import Timeline
+from pipeline.validate import ensure_valid, validate_content
 
 
 def _when(moment: KeyMoment) -> str:
@@ -15,6 +17,12 @@ def _when(moment: KeyMoment) -> str:
 
 class FactsDrafter:
     name = "facts"
+
+    def draft(self, facts: FactsSheet, timeline: Timeline) -> DraftResult:
+        """Template prose, validated like any other drafter's; our own templates failing is a bug, so raise."""
+        content, report = validate_content(self.write(facts, timeline), validation_facts(facts, timeline))
+        ensure_valid(report)
+        return DraftResult(content=content, report=report, drafter=self.name)
 
     def write(self, facts: FactsSheet, timeline: Timeline) -> DraftContent:
         return DraftContent(

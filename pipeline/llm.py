@@ -1,0 +1,328 @@
+"""The one boundary to language models: LangChain chat models over any OpenAI-compatible endpoint (OpenAI,
+Azure-compatible gateways, Ollama, vLLM, LM Studio, llama.cpp), structured output against a pydantic model,
+timeouts, retries with backoff that honour Retry-After, a response cache, and a JSONL log of every call.
+
+Nothing outside this module imports LangChain or the OpenAI SDK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from pipeline.atomic import write_atomic
+from pipeline.errors import LLMError
+from pipeline.prompts import Prompt
+from pipeline.settings import Settings
+
+T = TypeVar("T", bound=BaseModel)
+Outcome = Literal["ok", "cache_hit", "invalid_output", "http_error", "timeout", "rate_limited", "server_error"]
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Which model, where, and how patiently. Keys come from settings or OPENAI_API_KEY; never logged."""
+
+    model: str
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    context_tokens: int = 8192
+    output_reserve_tokens: int = 1500
+
+    @property
+    def is_local(self) -> bool:
+        """True when the endpoint is on this machine (no data leaves it)."""
+        if self.base_url is None:
+            return False
+        return (urlparse(self.base_url).hostname or "") in _LOOPBACK
+
+    @property
+    def endpoint(self) -> str:
+        return urlparse(self.base_url).netloc if self.base_url else "api.openai.com"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, model: str | None = None, base_url: str | None = None) -> LLMConfig:
+        chosen = model or settings.llm_model
+        if not chosen:
+            raise LLMError("no model configured: pass --llm MODEL or set POSTMORTEM_LLM_MODEL")
+        key = settings.llm_api_key or (
+            SecretStr(os.environ["OPENAI_API_KEY"]) if os.environ.get("OPENAI_API_KEY") else None
+        )
+        return cls(
+            model=chosen,
+            base_url=base_url or settings.llm_base_url or os.environ.get("OPENAI_BASE_URL"),
+            api_key=key,
+            timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+            context_tokens=settings.llm_context_tokens,
+            output_reserve_tokens=settings.llm_output_reserve_tokens,
+        )
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class CallRecord(BaseModel):
+    """One line of the run log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    at: datetime
+    incident_id: str
+    prompt: str
+    prompt_sha256: str
+    model: str
+    endpoint: str
+    attempt: int
+    input_tokens: int
+    output_tokens: int
+    latency_ms: int
+    outcome: Outcome
+    error: str | None = None
+
+
+@dataclass
+class RunLog:
+    path: Path
+
+    def append(self, record: CallRecord) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = record.model_dump_json() + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def records(self) -> list[CallRecord]:
+        if not self.path.exists():
+            return []
+        return [CallRecord.model_validate_json(line) for line in self.path.read_text("utf-8").splitlines() if line]
+
+
+@dataclass
+class ResponseCache:
+    """Same redacted input, prompt hash and model -> the stored answer; a re-run costs 0 tokens."""
+
+    root: Path
+
+    def key(self, *parts: str) -> str:
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        path = self.root / key[:2] / f"{key}.json"
+        if not path.exists():
+            return None
+        content: str = json.loads(path.read_text("utf-8"))["content"]
+        return content
+
+    def put(self, key: str, content: str) -> None:
+        write_atomic(self.root / key[:2] / f"{key}.json", json.dumps({"content": content}))
+
+
+@dataclass
+class StructuredAnswer(Generic[T]):
+    value: T | None
+    raw: str
+    usage: Usage
+    error: str | None = None
+    cached: bool = False
+
+
+ChatFactory = Callable[[LLMConfig, Prompt], Any]
+
+
+def _chat_model(config: LLMConfig, prompt: Prompt) -> Any:
+    """LangChain chat model for the config. Plain model names (and `openai:NAME`) use ChatOpenAI with the base
+    URL; `provider:NAME` uses LangChain's init_chat_model when that provider's package is installed."""
+    provider, _, name = config.model.partition(":") if ":" in config.model else ("openai", "", config.model)
+    if provider != "openai":
+        try:
+            from langchain.chat_models import init_chat_model  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            raise LLMError(
+                f"model {config.model!r} needs the langchain package and langchain-{provider}; "
+                "or use an OpenAI-compatible base URL"
+            ) from None
+        return init_chat_model(name, model_provider=provider, temperature=prompt.params.temperature)
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=name,
+        base_url=config.base_url,
+        api_key=config.api_key or SecretStr("not-needed-for-local-servers"),
+        timeout=config.timeout_s,
+        max_retries=0,  # retries are ours, so Retry-After is honoured and every attempt is logged
+        temperature=prompt.params.temperature,
+        max_completion_tokens=prompt.params.max_tokens,
+        top_p=prompt.params.top_p,
+    )
+
+
+@dataclass
+class LLMClient:
+    config: LLMConfig
+    log: RunLog
+    cache: ResponseCache | None = None
+    chat_factory: ChatFactory = _chat_model
+    sleep: Callable[[float], None] = time.sleep
+    calls: int = field(default=0, init=False)
+
+    def structured(
+        self, prompt: Prompt, schema: type[T], *, incident_id: str, variables: dict[str, Any]
+    ) -> StructuredAnswer[T]:
+        """Ask for an answer that validates against `schema`. Transport failures are retried and then raised
+        as LLMError; an answer that is not valid JSON for the schema is returned with `error` set, for the
+        caller to re-ask or fall back."""
+        system, user = prompt.render(**variables)
+        cache_key = (
+            self.cache.key(self.config.model, self.config.endpoint, prompt.sha256, schema.__name__, system, user)
+            if self.cache
+            else ""
+        )
+        if self.cache is not None and (content := self.cache.get(cache_key)) is not None:
+            self._log(prompt, incident_id, 0, Usage(), 0, "cache_hit")
+            value, error = _parse(schema, content)
+            return StructuredAnswer(value, content, Usage(), error, cached=True)
+
+        model = self.chat_factory(self.config, prompt).with_structured_output(
+            schema, method="json_schema", include_raw=True
+        )
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        messages = [SystemMessage(content=system), HumanMessage(content=user)]
+        for attempt in range(1, self.config.max_retries + 2):
+            started = time.perf_counter()
+            try:
+                result = model.invoke(messages)
+            except Exception as exc:  # noqa: BLE001 - classified below; unknown errors are re-raised
+                outcome, retry_after = _classify(exc)
+                latency = int((time.perf_counter() - started) * 1000)
+                self._log(prompt, incident_id, attempt, Usage(), latency, outcome, _short(exc))
+                if outcome == "http_error" or attempt > self.config.max_retries:
+                    raise LLMError(
+                        f"{self.config.endpoint} {outcome} after {attempt} attempt(s): {_short(exc)}"
+                    ) from None
+                self.sleep(retry_after if retry_after is not None else self.config.backoff_s * 2 ** (attempt - 1))
+                continue
+            latency = int((time.perf_counter() - started) * 1000)
+            self.calls += 1
+            raw_message = result["raw"]
+            content = _content(raw_message)
+            usage = _usage(raw_message)
+            value, error = _parse(schema, content)
+            self._log(prompt, incident_id, attempt, usage, latency, "ok" if error is None else "invalid_output", error)
+            if error is None and self.cache is not None:
+                self.cache.put(cache_key, content)
+            return StructuredAnswer(value, content, usage, error)
+        raise LLMError("unreachable: retry loop ended without an answer")  # pragma: no cover
+
+    def _log(
+        self,
+        prompt: Prompt,
+        incident_id: str,
+        attempt: int,
+        usage: Usage,
+        latency_ms: int,
+        outcome: Outcome,
+        error: str | None = None,
+    ) -> None:
+        self.log.append(
+            CallRecord(
+                id=uuid.uuid4().hex,
+                at=datetime.now(UTC),
+                incident_id=incident_id,
+                prompt=prompt.ref,
+                prompt_sha256=prompt.sha256,
+                model=self.config.model,
+                endpoint=self.config.endpoint,
+                attempt=attempt,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                latency_ms=latency_ms,
+                outcome=outcome,
+                error=error[:300] if error else None,
+            )
+        )
+
+
+def _parse(schema: type[T], content: str) -> tuple[T | None, str | None]:
+    try:
+        return schema.model_validate_json(_strip_fences(content)), None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:8])
+        return None, f"answer does not match the {schema.__name__} schema: {problems}"
+
+
+def _strip_fences(content: str) -> str:
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text
+
+
+def _content(message: Any) -> str:
+    content = getattr(message, "content", "")
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return str(content)
+
+
+def _usage(message: Any) -> Usage:
+    meta = getattr(message, "usage_metadata", None) or {}
+    return Usage(input_tokens=int(meta.get("input_tokens", 0)), output_tokens=int(meta.get("output_tokens", 0)))
+
+
+def _classify(exc: Exception) -> tuple[Outcome, float | None]:
+    """Map an SDK/transport error to an outcome and a server-requested delay."""
+    import httpx
+    import openai
+
+    retry_after = None
+    response = getattr(exc, "response", None)
+    if response is not None:
+        header = response.headers.get("retry-after")
+        try:
+            retry_after = float(header) if header is not None else None
+        except ValueError:
+            retry_after = None
+    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+        return "timeout", retry_after
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited", retry_after
+    if isinstance(exc, openai.InternalServerError | openai.APIConnectionError):
+        return "server_error", retry_after
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status == 429:
+            return "rate_limited", retry_after
+        if status >= 500:
+            return "server_error", retry_after
+        return "http_error", None
+    raise exc
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}"
