@@ -3,10 +3,12 @@ fitting an incident timeline into what a model can read."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import tiktoken
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,16 +22,23 @@ DEFAULT_ENCODING = "o200k_base"
 
 @lru_cache(maxsize=4)
 def _encoding(name: str, cache_dir: str) -> tiktoken.Encoding:
+    """Verified once per process and directory (the checksum of a 3 MB vocabulary is not free)."""
+    from pipeline.assets import VOCABS
+
+    vocab = next((v for v in VOCABS if v.encoding == name), None)
+    path = Path(cache_dir) / vocab.cache_key if vocab else None
+    if (
+        vocab is None
+        or path is None
+        or not path.is_file()
+        or hashlib.sha256(path.read_bytes()).hexdigest() != vocab.sha256
+    ):
+        raise AssetError(f"tokenizer vocabulary {name} is not installed: run `postmortem assets install`")
     os.environ["TIKTOKEN_CACHE_DIR"] = cache_dir
     return tiktoken.get_encoding(name)
 
 
 def encoding(settings: Settings, name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
-    from pipeline.assets import tiktoken_status
-
-    status = {enc: ok for enc, ok, _ in tiktoken_status(settings)}
-    if not status.get(name):
-        raise AssetError(f"tokenizer vocabulary {name} is not installed: run `postmortem assets install`")
     return _encoding(name, str(settings.tiktoken_cache_dir))
 
 

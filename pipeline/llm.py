@@ -205,8 +205,10 @@ class LLMClient:
             value, error = _parse(schema, content)
             return StructuredAnswer(value, content, Usage(), error, cached=True)
 
+        # A JSON-schema dict (not the class): the SDK would otherwise parse, and raise, inside the call; we
+        # want the raw text back so a bad answer can be re-asked, logged and cached like any other.
         model = self.chat_factory(self.config, prompt).with_structured_output(
-            schema, method="json_schema", include_raw=True
+            schema.model_json_schema(), method="json_schema", include_raw=True
         )
         from langchain_core.messages import HumanMessage, SystemMessage
 
