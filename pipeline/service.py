@@ -82,6 +82,22 @@ def write_draft(draft: Draft, out_dir: Path) -> DraftFiles:
     return DraftFiles(markdown=markdown, json=json_path)
 
 
+def make_drafter(settings: Settings, model: str | None = None, base_url: str | None = None) -> Drafter:
+    """The LLMDrafter when a model is configured (argument or POSTMORTEM_LLM_MODEL), else the FactsDrafter."""
+    if not (model or settings.llm_model):
+        return FactsDrafter()
+    from pipeline.draft.llm_drafter import LLMDrafter
+    from pipeline.llm import LLMClient, LLMConfig, ResponseCache, RunLog
+
+    config = LLMConfig.from_settings(settings, model=model, base_url=base_url)
+    client = LLMClient(
+        config,
+        RunLog(settings.runs_dir / "llm_calls.jsonl"),
+        ResponseCache(settings.cache_dir / "llm") if settings.llm_cache else None,
+    )
+    return LLMDrafter(client, settings, restore_kinds=frozenset(settings.redaction_restore_kinds))
+
+
 def draft_bundle(path: Path | str, settings: Settings, drafter: Drafter | None = None) -> tuple[Bundle, Draft]:
     bundle = load_bundle(path)
     timeline = normalise(bundle, gather(bundle), settings)

@@ -97,3 +97,28 @@ def test_bad_manifest_is_a_clear_error(tmp_path: Path) -> None:
     result = _cli("draft", str(bundle), home=tmp_path)
     assert result.returncode == 2
     assert "incident.yaml: visibility" in result.stderr
+
+
+def test_draft_with_an_llm_says_which_drafter_it_used(tmp_path: Path) -> None:
+    from pipeline.bundle import load_bundle
+    from pipeline.draft.facts import build_facts
+    from pipeline.draft.facts_drafter import FactsDrafter
+    from pipeline.service import gather, normalise
+    from pipeline.settings import get_settings
+    from tests.conftest import SAMPLES
+    from tests.openai_stub import Step, openai_stub
+
+    sample = SAMPLES / "checkout-bad-deploy"
+    bundle = load_bundle(sample)
+    timeline = normalise(bundle, gather(bundle), get_settings())
+    answer = FactsDrafter().write(build_facts(bundle.manifest, timeline, get_settings()), timeline).model_dump_json()
+    with openai_stub([], default=Step(content=answer)) as server:
+        result = runner.invoke(
+            app, ["draft", str(sample), "--out", str(tmp_path), "--llm", "stub-model", "--base-url", server.base_url]
+        )
+    assert result.exit_code == 0, result.output
+    assert "drafter: llm (stub-model)" in result.stdout
+    payload = json.loads((tmp_path / "INC-2041.json").read_text())
+    assert payload["provenance"]["model"] == "stub-model"
+    assert payload["provenance"]["prompt"].startswith("draft_postmortem@1")
+    assert server.requests, "the model was called over HTTP"

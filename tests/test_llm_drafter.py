@@ -116,7 +116,9 @@ def test_wrong_numbers_and_unknown_citations_end_in_a_valid_draft(tmp_path: Path
     wrong_numbers = {**good, "summary": "Detected after 93 min and resolved after 7 h."}
     ghost_only = {
         **good,
-        "contributing_factors": [{"statement": "A cosmic ray.", "category": "change", "evidence": ["ev_0000000000000000"]}],
+        "contributing_factors": [
+            {"statement": "A cosmic ray.", "category": "change", "evidence": ["ev_0000000000000000"]}
+        ],
     }
     with openai_stub([Step(content=json.dumps(wrong_numbers)), Step(content=json.dumps(ghost_only))]) as server:
         draft, _ = _run(CHECKOUT, server.base_url, settings, tmp_path)
@@ -149,7 +151,7 @@ def test_no_planted_secret_or_pii_reaches_the_server(tmp_path: Path) -> None:
         probe = Redactor()
         for source in bundle.sources:
             probe.redact_many([r.text for r in parse_source(bundle, source).rows])
-        originals = [v for v in probe.mapping.values()]
+        originals = list(probe.mapping.values())
         assert originals, f"{sample.name} should have planted secrets/PII"
         for redaction in originals:
             assert redaction.value not in sent, (sample.name, redaction.kind)
@@ -205,7 +207,9 @@ def test_long_timeline_is_packed_within_budget_with_map_step(tmp_path: Path) -> 
         return Step(content=answer)
 
     with openai_stub([], default=notes) as server:
-        draft, client = _run(SAMPLES / "us-east-regional-outage", server.base_url, settings, tmp_path, context_tokens=8192)
+        draft, client = _run(
+            SAMPLES / "us-east-regional-outage", server.base_url, settings, tmp_path, context_tokens=8192
+        )
     assert draft.provenance.drafter == "llm"
     coverage = draft.provenance.coverage or ""
     assert "left out" in coverage and "summarised" in coverage
