@@ -43,6 +43,7 @@ class LLMConfig:
     backoff_s: float = 1.0
     context_tokens: int = 8192
     output_reserve_tokens: int = 1500
+    response_format: Literal["json_schema", "json_object_schema"] = "json_schema"
 
     @property
     def is_local(self) -> bool:
@@ -71,6 +72,7 @@ class LLMConfig:
             max_retries=settings.llm_max_retries,
             context_tokens=settings.llm_context_tokens,
             output_reserve_tokens=settings.llm_output_reserve_tokens,
+            response_format=settings.llm_response_format,
         )
 
 
@@ -176,6 +178,7 @@ def _chat_model(config: LLMConfig, prompt: Prompt) -> Any:
         temperature=prompt.params.temperature,
         max_completion_tokens=prompt.params.max_tokens,
         top_p=prompt.params.top_p,
+        use_responses_api=False,  # Chat Completions: what every OpenAI-compatible server speaks
     )
 
 
@@ -205,11 +208,7 @@ class LLMClient:
             value, error = _parse(schema, content)
             return StructuredAnswer(value, content, Usage(), error, cached=True)
 
-        # A JSON-schema dict (not the class): the SDK would otherwise parse, and raise, inside the call; we
-        # want the raw text back so a bad answer can be re-asked, logged and cached like any other.
-        model = self.chat_factory(self.config, prompt).with_structured_output(
-            schema.model_json_schema(), method="json_schema", include_raw=True
-        )
+        model = _structured(self.chat_factory(self.config, prompt), schema, self.config, prompt)
         from langchain_core.messages import HumanMessage, SystemMessage
 
         messages = [SystemMessage(content=system), HumanMessage(content=user)]
@@ -229,7 +228,7 @@ class LLMClient:
                 continue
             latency = int((time.perf_counter() - started) * 1000)
             self.calls += 1
-            raw_message = result["raw"]
+            raw_message = result["raw"] if isinstance(result, dict) else result
             content = _content(raw_message)
             usage = _usage(raw_message)
             value, error = _parse(schema, content)
@@ -266,6 +265,24 @@ class LLMClient:
                 error=error[:300] if error else None,
             )
         )
+
+
+def _structured(chat: Any, schema: type[BaseModel], config: LLMConfig, prompt: Prompt) -> Any:
+    """Constrain the answer to the schema in the endpoint's dialect; either way the raw text comes back, so a
+    bad answer can be re-asked, logged and cached like any other.
+
+    * ``json_schema`` — OpenAI's ``response_format`` (OpenAI, Azure, vLLM, Ollama, LM Studio). We pass the
+      schema as a dict, not the class: with the class the SDK parses, and raises, inside the call.
+    * ``json_object_schema`` — llama.cpp's server (llama-cpp-python 0.3.x rejects ``json_schema`` but
+      constrains ``{"type": "json_object", "schema": ...}`` with a grammar, and ignores
+      ``max_completion_tokens``, so ``max_tokens`` is sent as well).
+    """
+    json_schema = schema.model_json_schema()
+    if config.response_format == "json_object_schema":
+        return chat.bind(
+            response_format={"type": "json_object", "schema": json_schema}, max_tokens=prompt.params.max_tokens
+        )
+    return chat.with_structured_output(json_schema, method="json_schema", include_raw=True)
 
 
 def _parse(schema: type[T], content: str) -> tuple[T | None, str | None]:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(3, ge=0, le=10)
     llm_context_tokens: int = Field(8192, ge=1024, description="The model's context window.")
     llm_output_reserve_tokens: int = Field(1500, ge=256, description="Kept free for the answer.")
+    llm_response_format: Literal["json_schema", "json_object_schema"] = Field(
+        "json_schema", description="json_object_schema for llama.cpp servers, which reject json_schema."
+    )
     llm_map_max_calls: int = Field(
         8, ge=0, description="Most map-step calls that summarise events not fitting the budget; 0 = none."
     )
