@@ -47,9 +47,7 @@ def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "stub"),
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": step.content}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": step.content}, "finish_reason": "stop"}],
         "usage": {
             "prompt_tokens": step.prompt_tokens,
             "completion_tokens": step.completion_tokens,
@@ -85,7 +83,9 @@ def openai_stub(script: list[Step | Reply], default: Step | Reply | None = None)
             if step.delay_s:
                 time.sleep(step.delay_s)
             if step.status != 200:
-                self._send(step.status, {"error": {"message": f"scripted {step.status}", "type": "error"}}, step.headers)
+                self._send(
+                    step.status, {"error": {"message": f"scripted {step.status}", "type": "error"}}, step.headers
+                )
                 return
             self._send(200, _completion(body, step), step.headers)
 
