@@ -31,7 +31,7 @@ def _small_values(raw: object) -> dict[str, float | int | str] | None:
     if not isinstance(raw, dict):
         return None
     values: dict[str, float | int | str] = {}
-    for key, value in list(raw.items())[:MAX_VALUES]:
+    for key, value in raw.items() if len(raw) <= MAX_VALUES else list(raw.items())[:MAX_VALUES]:
         name = short_str(key, 64)
         if name is None:
             continue

@@ -82,8 +82,8 @@ _PRIORITIES = {f"{prefix}{digit}": f"P{digit}" for prefix in ("", "p", "P") for 
 
 def _priority(value: object) -> str | None:
     text = _s(value, 8)
-    if text is None or text in _PRIORITIES:
-        return None if text is None else _PRIORITIES[text]
+    if text is not None and text in _PRIORITIES:
+        return _PRIORITIES[text]
     match = _PRIORITY.match(text) if text else None
     return f"P{match.group(1)}" if match else None
 

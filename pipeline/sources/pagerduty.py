@@ -418,11 +418,12 @@ _SYSTEM_KIND: tuple[str, str | None] = (EventKind.SYSTEM.value, None)
 class _Run:
     """Per-parse state shared by every log entry: context, the bundle's notes, and caches of pure results."""
 
-    __slots__ = ("ctx", "known_notes", "signals", "source")
+    __slots__ = ("ctx", "default_tz", "known_notes", "signals", "source")
 
     def __init__(self, source: str, ctx: ParseContext, known_notes: Sequence[_KnownNote]) -> None:
         self.source = source
         self.ctx = ctx
+        self.default_tz = ctx.default_tz
         self.known_notes = known_notes
         self.signals: dict[str | None, str | None] = {}  # incident title -> normalise_signal(title)
 
@@ -437,7 +438,9 @@ def _log_row(entry: object, run: _Run, file: str, position: str) -> EventRow:
     if entry_id is None:
         raise ParseError("missing or non-string field 'id'")
     entry_type = raw_type.removesuffix("_reference")
-    ts_ns = _ts(record, "created_at", run.ctx)
+    ts_ns = fast_iso_ns(record.get("created_at"), run.default_tz)
+    if ts_ns is None:
+        ts_ns = _ts(record, "created_at", run.ctx)  # the slow path, and its error
     agent = record.get("agent")
     actor = _summary(agent)
     kind, action = _LOG_KIND_VALUES.get(entry_type, _SYSTEM_KIND)
