@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Incident sources -> timeline -> postmortem draft.",
 )
-assets_app = typer.Typer(no_args_is_help=True, help="Offline assets (tokenizer vocabularies).")
+assets_app = typer.Typer(no_args_is_help=True, help="Offline assets (tokenizer vocabularies, embedding model).")
 app.add_typer(assets_app, name="assets")
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 170)
 err = Console(stderr=True, soft_wrap=True)

