@@ -139,12 +139,10 @@ def method_orjson(root: Path) -> int:
 
 
 def method_pipeline(root: Path) -> int:
-    from pipeline.bundle import load_bundle
-    from pipeline.service import gather, normalise
+    from pipeline.service import load_timeline
     from pipeline.settings import Settings
 
-    bundle = load_bundle(root)
-    timeline = normalise(bundle, gather(bundle), Settings(home=Path(tempfile.mkdtemp())))
+    _, timeline = load_timeline(root, Settings(home=Path(tempfile.mkdtemp())))
     assert timeline.stats.balanced
     return timeline.stats.records_in
 
