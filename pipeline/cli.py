@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -50,6 +51,9 @@ def draft(
     use_flow: Annotated[bool, typer.Option("--flow", help="Run as the Prefect flow (slower to start).")] = False,
     llm: Annotated[str | None, typer.Option("--llm", help="Model name; omit for the no-LLM FactsDrafter.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint URL.")] = None,
+    use_index: Annotated[
+        bool, typer.Option("--index/--no-index", help="Add related past incidents and index the new draft.")
+    ] = True,
 ) -> None:
     """Draft a postmortem for one incident bundle."""
     settings = get_settings()
@@ -58,7 +62,7 @@ def draft(
         _prefect_env()
         from pipeline.flows import draft_postmortem
 
-        run = draft_postmortem(str(bundle), str(target), llm_model=llm, base_url=base_url)
+        run = draft_postmortem(str(bundle), str(target), llm_model=llm, base_url=base_url, use_index=use_index)
         if as_json:
             sys.stdout.write(run.json_path.read_text(encoding="utf-8"))
         else:
@@ -69,6 +73,13 @@ def draft(
     from pipeline.service import draft_bundle, make_drafter, write_draft
 
     loaded, result = draft_bundle(bundle, settings, make_drafter(settings, llm, base_url))
+    if use_index:
+        from pipeline.service import open_index, related_teams, safe_name, with_related
+
+        index = open_index(settings, create=True)
+        if index.stats()["incidents"]:
+            result = with_related(result, index, related_teams(result, loaded.manifest.teams))
+        index.index_draft(result, str(target / f"{safe_name(result.incident.id)}.md"), loaded.manifest.teams)
     files = write_draft(result, target)
     for name in loaded.unrecognised:
         err.print(f"note: unrecognised file skipped: {name}")
@@ -104,7 +115,13 @@ def demo(
         raise PostmortemError(f"no incident bundles in {samples}")
     target = out_dir or get_settings().home / "demo" / "drafts"
     _prefect_env()
-    from pipeline.flows import draft_bundles
+    from pipeline.flows import draft_bundles, index_postmortems
+
+    corpus = samples.parent / "postmortems"
+    if corpus.is_dir():
+        out.print(f"Indexing past postmortems from {corpus} with the index_postmortems flow…")
+        indexed = index_postmortems([str(corpus)])
+        out.print(", ".join(f"{n} {k}" for k, n in indexed.counts.items()) + f" — {indexed.incidents} in the index")
 
     out.print(f"Drafting {len(bundles)} incidents with the draft_postmortem Prefect flow (local ephemeral server)…")
     runs = draft_bundles([str(b) for b in bundles], str(target))
@@ -129,6 +146,8 @@ def demo(
             str(r.quarantined),
         )
     out.print(table)
+    for r in runs:
+        out.print(f"related to {r.incident_id}: " + (", ".join(r.related) or "none"))
     settings = get_settings()
     model = f"model {settings.llm_model}" if settings.llm_model else "no LLM configured"
     drafters = ", ".join(sorted({r.drafter for r in runs})) or "—"
@@ -157,6 +176,103 @@ def assets_status() -> None:
         missing = missing or not ok
     if missing:
         raise typer.Exit(1)
+
+
+@app.command("index")
+def index_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Markdown postmortems, draft JSON, JSONL records, or folders.")],
+) -> None:
+    """Add or update past postmortems in the similar-incident index (idempotent)."""
+    from pipeline.service import open_index
+
+    index = open_index(get_settings(), create=True)
+    with out.status("indexing…"):
+        report = index.index_paths(paths)
+    counts = report.counts
+    out.print(
+        ", ".join(f"{n} {k}" for k, n in counts.items()) + f" — {index.stats()['incidents']} incidents in {index.where}"
+    )
+    for rejected in report.rejected:
+        err.print(f"rejected: {rejected.source}: {rejected.reason}")
+
+
+def _hits_json(hits: list[Any]) -> str:
+    return json.dumps([h.model_dump(mode="json") for h in hits], indent=2)
+
+
+def _print_hits(hits: list[Any]) -> None:
+    if not hits:
+        out.print("no matching past incidents")
+        return
+    table = Table()
+    for column in ("score", "incident", "title", "date", "why it matched (section: snippet)", "ranks d/l"):
+        table.add_column(column, overflow="fold")
+    for h in hits:
+        ranks = f"{h.dense_rank or '—'}/{h.lexical_rank or '—'}"
+        table.add_row(
+            f"{h.score:.4f}", h.incident_id, h.title[:50], str(h.date or "—"), f"{h.section}: {h.snippet[:90]}", ranks
+        )
+    out.print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What happened, in words.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=100)] = 10,
+    service: Annotated[str | None, typer.Option("--service")] = None,
+    severity: Annotated[str | None, typer.Option("--severity")] = None,
+    tag: Annotated[str | None, typer.Option("--tag")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="YYYY-MM-DD")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD")] = None,
+    team: Annotated[
+        list[str] | None, typer.Option("--team", help="Your team(s): unlocks their restricted postmortems.")
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid | dense | lexical")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search past postmortems (hybrid dense + lexical, filters, access control)."""
+    from pydantic import ValidationError
+
+    from pipeline.index_lexical import SearchFilters
+    from pipeline.service import open_index
+
+    try:
+        filters = SearchFilters(service=service, severity=severity, tag=tag, since=since, until=until)
+    except ValidationError as exc:
+        raise PostmortemError(f"bad filter: {exc.errors()[0]['msg']}") from None
+    if mode not in ("hybrid", "dense", "lexical"):
+        raise PostmortemError("--mode must be hybrid, dense or lexical")
+    hits = open_index(get_settings()).search(query, k, filters, team or [], mode)  # type: ignore[arg-type]
+    if as_json:
+        sys.stdout.write(_hits_json(hits) + "\n")
+    else:
+        _print_hits(hits)
+
+
+@app.command()
+def similar(
+    target: Annotated[Path, typer.Argument(help="An incident bundle, or a draft .json.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=100)] = 5,
+    team: Annotated[list[str] | None, typer.Option("--team")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Past incidents most like a bundle or a draft."""
+    from pipeline.models import Draft
+    from pipeline.service import draft_bundle, open_index
+
+    settings = get_settings()
+    if target.is_file() and target.suffix == ".json":
+        try:
+            draft_obj = Draft.model_validate_json(target.read_bytes())
+        except ValueError as exc:
+            raise PostmortemError(f"{target} is not a draft JSON: {str(exc).splitlines()[0]}") from None
+    else:
+        _, draft_obj = draft_bundle(target, settings)
+    hits = open_index(settings).similar_to_draft(draft_obj, k, team or [])
+    if as_json:
+        sys.stdout.write(_hits_json(hits) + "\n")
+    else:
+        _print_hits(hits)
 
 
 prompts_app = typer.Typer(no_args_is_help=True, help="Versioned prompt files.")

@@ -38,6 +38,7 @@ class DraftRun(BaseModel):
     events: int
     quarantined: int
     unrecognised: list[str]
+    related: list[str]
     markdown: Path
     json_path: Path
 
@@ -78,6 +79,17 @@ def compose_task(bundle: Bundle, timeline: Timeline, llm_model: str | None, base
     return draft
 
 
+@task(name="related-and-index", retries=2, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NONE)
+def related_and_index_task(draft: Draft, teams: list[str], source: str) -> Draft:
+    """Add the past incidents most like this one (when the index has any), then index the new draft."""
+    settings = get_settings()
+    index = service.open_index(settings, create=True)
+    if index.stats()["incidents"]:
+        draft = service.with_related(draft, index, service.related_teams(draft, teams))
+    index.index_draft(draft, source, teams)
+    return draft
+
+
 @task(name="write-draft", retries=3, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NONE)
 def write_task(draft: Draft, out_dir: str) -> service.DraftFiles:
     return service.write_draft(draft, Path(out_dir))
@@ -85,7 +97,11 @@ def write_task(draft: Draft, out_dir: str) -> service.DraftFiles:
 
 @flow(name="draft_postmortem")
 def draft_postmortem(
-    bundle_path: str, out_dir: str | None = None, llm_model: str | None = None, base_url: str | None = None
+    bundle_path: str,
+    out_dir: str | None = None,
+    llm_model: str | None = None,
+    base_url: str | None = None,
+    use_index: bool = True,
 ) -> DraftRun:
     """Draft one incident bundle: gather every source in parallel, normalise, draft, validate, write."""
     bundle = load_bundle_task(bundle_path)
@@ -93,7 +109,11 @@ def draft_postmortem(
     outputs = [future.result() for future in futures]
     timeline = normalise_task(bundle, outputs)
     draft = compose_task(bundle, timeline, llm_model, base_url)
-    files = write_task(draft, out_dir or str(get_settings().drafts_dir))
+    target = Path(out_dir or get_settings().drafts_dir)
+    if use_index:
+        source = str(target / f"{service.safe_name(draft.incident.id)}.md")
+        draft = related_and_index_task(draft, list(bundle.manifest.teams), source)
+    files = write_task(draft, str(target))
     return DraftRun(
         incident_id=draft.incident.id,
         title=draft.incident.title,
@@ -103,6 +123,7 @@ def draft_postmortem(
         factors=len(draft.contributing_factors),
         action_items=len(draft.action_items),
         events=draft.stats.events,
+        related=[f"{r.incident_id} ({r.score:.3f})" for r in draft.related],
         quarantined=draft.stats.quarantined,
         unrecognised=bundle.unrecognised,
         markdown=files.markdown,
@@ -114,3 +135,30 @@ def draft_postmortem(
 def draft_bundles(bundle_paths: list[str], out_dir: str | None = None) -> list[DraftRun]:
     """Draft several bundles, one draft_postmortem subflow each."""
     return [draft_postmortem(path, out_dir) for path in bundle_paths]
+
+
+class IndexRun(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    counts: dict[str, int]
+    rejected: list[str]
+    incidents: int
+    store: str
+
+
+@task(name="index-paths", retries=2, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NONE)
+def index_paths_task(paths: list[str]) -> IndexRun:
+    index = service.open_index(get_settings(), create=True)
+    report = index.index_paths([Path(p) for p in paths])
+    return IndexRun(
+        counts=report.counts,
+        rejected=[f"{r.source}: {r.reason}" for r in report.rejected],
+        incidents=int(index.stats()["incidents"]),
+        store=str(index.where),
+    )
+
+
+@flow(name="index_postmortems")
+def index_postmortems(paths: list[str]) -> IndexRun:
+    """Backfill or refresh the similar-incident index from past postmortems (idempotent)."""
+    return index_paths_task(paths)

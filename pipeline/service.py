@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import __version__
 from pipeline.atomic import write_atomic
@@ -18,10 +19,21 @@ from pipeline.bundle import Bundle, load_bundle, parse_source
 from pipeline.draft.base import Drafter
 from pipeline.draft.facts import build_facts
 from pipeline.draft.facts_drafter import FactsDrafter
-from pipeline.models import Draft, DraftIncident, DraftProvenance, Impact, ParseOutput, ValidationReport
+from pipeline.models import (
+    Draft,
+    DraftIncident,
+    DraftProvenance,
+    Impact,
+    ParseOutput,
+    RelatedIncident,
+    ValidationReport,
+)
 from pipeline.render import render_json, render_markdown
 from pipeline.settings import Settings
 from pipeline.timeline import Timeline, build_timeline
+
+if TYPE_CHECKING:
+    from pipeline.index import Index
 
 
 @dataclass(frozen=True)
@@ -98,8 +110,41 @@ def compose(
     return draft, report
 
 
+def open_index(settings: Settings, *, create: bool = False) -> Index:
+    """The similar-incident index with the configured embedder (local ONNX MiniLM unless configured)."""
+    from pipeline.embeddings import make_embedder
+    from pipeline.index import Index
+
+    return Index(settings, make_embedder(settings), create=create)
+
+
+def related_teams(draft: Draft, manifest_teams: Sequence[str]) -> list[str]:
+    """Whose eyes a draft is for: a restricted draft may show its own teams' restricted past incidents; any
+    other draft shows only public and internal ones."""
+    return list(manifest_teams) if draft.incident.visibility == "restricted" else []
+
+
+def with_related(draft: Draft, index: Index, teams: Sequence[str], k: int = 3) -> Draft:
+    """The draft with its top past incidents from the index (none when the index is empty)."""
+    hits = index.similar_to_draft(draft, k=k, teams=teams)
+    related = [
+        RelatedIncident(
+            incident_id=h.incident_id,
+            title=h.title,
+            score=round(h.score, 4),
+            date=h.date.isoformat() if h.date else None,
+            severity=h.severity,
+            section=h.section,
+            snippet=h.snippet,
+            source=h.source,
+        )
+        for h in hits
+    ]
+    return draft.model_copy(update={"related": related})
+
+
 def write_draft(draft: Draft, out_dir: Path) -> DraftFiles:
-    stem = _safe_name(draft.incident.id)
+    stem = safe_name(draft.incident.id)
     markdown = write_atomic(out_dir / f"{stem}.md", render_markdown(draft))
     json_path = write_atomic(out_dir / f"{stem}.json", render_json(draft))
     return DraftFiles(markdown=markdown, json=json_path)
@@ -127,6 +172,7 @@ def draft_bundle(path: Path | str, settings: Settings, drafter: Drafter | None =
     return bundle, draft
 
 
-def _safe_name(incident_id: str) -> str:
+def safe_name(incident_id: str) -> str:
+    """A file name for an incident id."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in incident_id).strip("._")
     return cleaned or "incident"

@@ -11,7 +11,7 @@ from datetime import date
 from pipeline.models import ActionItem, ActionType, Event, EventKind
 
 _STATED = re.compile(
-    r"(?:^|\n|\.\s)\s*(?:\*|-|•)?\s*(?:action[ -]?items?|follow[ -]?ups?|todo|to-do|ai)\s*[:\-–]\s*(?P<what>.+)",
+    r"(?:^|\n|\.\s)\s*(?:\*|-|•)?\s*(?:(?:action[ -]?items?|follow[ -]?ups?|to-do|ai)\s*[:\-–]|todo\b\s*[:\-–]?)\s*(?P<what>.+)",
     re.IGNORECASE,
 )
 _WE_SHOULD = re.compile(
