@@ -275,6 +275,58 @@ def similar(
         _print_hits(hits)
 
 
+@app.command("eval")
+def eval_cmd(
+    suite: Annotated[str, typer.Option("--suite", help="Suite id, e.g. draft-quality.v1")] = "draft-quality.v1",
+    drafter: Annotated[str | None, typer.Option("--drafter", help="facts | llm (default: the suite's)")] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="ID@VERSION under test (implies --drafter llm)")
+    ] = None,
+    prompts_dir: Annotated[Path | None, typer.Option("--prompts-dir", help="Where prompt files live.")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="SUITE@DRAFTER, a results file, or none")] = None,
+    llm: Annotated[str | None, typer.Option("--llm", help="Model for the llm drafter / judge.")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url")] = None,
+    judge: Annotated[
+        bool | None, typer.Option("--judge/--no-judge", help="LLM judge (default: when a model is set)")
+    ] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Folder for report.md/.html and plots.")] = None,
+    record_baseline: Annotated[bool, typer.Option("--record-baseline", help="Save this run as the baseline.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Evaluate drafts against a gold suite; non-zero exit on a threshold failure or a regression."""
+    from pipeline.eval_report import render_report, summary_rows
+    from pipeline.evaluate import run_suite, write_baseline
+
+    if drafter not in (None, "facts", "llm"):
+        raise PostmortemError("--drafter must be facts or llm")
+    run = run_suite(
+        suite,
+        get_settings(),
+        drafter=drafter,  # type: ignore[arg-type]
+        prompt_ref=prompt,
+        prompts_dir=prompts_dir,
+        baseline=baseline,
+        llm_model=llm,
+        base_url=base_url,
+        judge=judge,
+    )
+    md, html = render_report(run, report or run.report_dir())
+    if record_baseline:
+        out.print(f"baseline written: {write_baseline(run)}")
+    if as_json:
+        sys.stdout.write(run.summary.model_dump_json(indent=2) + "\n")
+    else:
+        table = Table(title=f"{run.suite.id}: {len(run.cases)} cases")
+        for column in ("metric", "candidate", "baseline", "delta", "threshold", "status"):
+            table.add_column(column)
+        for row in summary_rows(run):
+            table.add_row(*row)
+        out.print(table)
+        out.print("[bold green]PASS[/]" if run.passed else "[bold red]FAIL[/]: " + "; ".join(run.summary.reasons))
+        out.print(f"report: {md}\n        {html}\nevents: {run.events_path}")
+    raise typer.Exit(run.exit_code)
+
+
 prompts_app = typer.Typer(no_args_is_help=True, help="Versioned prompt files.")
 app.add_typer(prompts_app, name="prompts")
 

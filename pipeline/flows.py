@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict
 from pipeline import service
 from pipeline.bundle import Bundle, load_bundle, parse_source
 from pipeline.errors import PostmortemError
+from pipeline.eval_models import Case, CaseResult, RunSummary
+from pipeline.eval_report import render_report
+from pipeline.evaluate import EvalPlan, evaluate_case, finish_run, prepare_run
 from pipeline.models import Draft, Metrics, ParseOutput, Source
 from pipeline.settings import get_settings
 from pipeline.timeline import Timeline
@@ -162,3 +165,34 @@ def index_paths_task(paths: list[str]) -> IndexRun:
 def index_postmortems(paths: list[str]) -> IndexRun:
     """Backfill or refresh the similar-incident index from past postmortems (idempotent)."""
     return index_paths_task(paths)
+
+
+@task(name="eval-case", cache_policy=NONE)
+def eval_case_task(plan: EvalPlan, case: Case) -> CaseResult:
+    return evaluate_case(plan, case)
+
+
+@flow(name="run_evals")
+def run_evals(
+    suite: str = "draft-quality.v1",
+    drafter: str | None = None,
+    prompt: str | None = None,
+    baseline: str | None = None,
+    llm_model: str | None = None,
+    base_url: str | None = None,
+    report_dir: str | None = None,
+) -> RunSummary:
+    """Evaluate a suite (one task per case) and render its report; for scheduled eval deployments."""
+    plan = prepare_run(
+        suite,
+        get_settings(),
+        drafter=drafter,  # type: ignore[arg-type]
+        prompt_ref=prompt,
+        baseline=baseline,
+        llm_model=llm_model,
+        base_url=base_url,
+    )
+    futures = [eval_case_task.submit(plan, case) for case in plan.cases]
+    run = finish_run(plan, [f.result() for f in futures])
+    render_report(run, Path(report_dir) if report_dir else run.report_dir())
+    return run.summary

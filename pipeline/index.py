@@ -33,7 +33,6 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import IndexStoreError
-from pipeline.redact import Redactor
 from pipeline.index_chunks import Chunk, chunk_document, token_encoding
 from pipeline.index_docs import IndexDocument, Rejected, date_int, document_from_draft, load_paths, norm_label
 from pipeline.index_fusion import RRF_K, Aggregate, Mode, SearchHit, fuse
@@ -52,6 +51,7 @@ from pipeline.index_lexical import (
 )
 from pipeline.index_store import ChromaStore, Part, build_where, part_of
 from pipeline.models import Draft
+from pipeline.redact import Redactor
 from pipeline.settings import Settings
 
 __all__ = [

@@ -51,3 +51,23 @@ def test_flow_fails_cleanly_on_a_missing_bundle(prefect_harness: None, tmp_path:
     state = draft_postmortem(str(tmp_path / "nope"), str(tmp_path), return_state=True)
     assert state.is_failed()
     assert "bundle not found" in str(state.message) or "bundle not found" in repr(state.result(raise_on_failure=False))
+
+
+@pytest.mark.flow
+def test_run_evals_flow_scores_the_samples_suite(prefect_harness: None, tmp_path: Path) -> None:
+    from pipeline.flows import run_evals
+
+    summary = run_evals("samples.v1", drafter="facts", report_dir=str(tmp_path / "report"))
+    assert summary.passed, summary.reasons
+    assert (tmp_path / "report" / "report.html").exists()
+
+
+@pytest.mark.flow
+def test_index_postmortems_flow_is_idempotent(prefect_harness: None) -> None:
+    from pipeline.flows import index_postmortems
+    from tests.conftest import REPO
+
+    first = index_postmortems([str(REPO / "data" / "postmortems")])
+    second = index_postmortems([str(REPO / "data" / "postmortems")])
+    assert first.counts["added"] >= 30 and first.incidents == first.counts["added"]
+    assert second.counts["added"] == 0 and second.counts["unchanged"] == first.counts["added"]
