@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         "json_schema", description="json_object_schema for llama.cpp servers, which reject json_schema."
     )
     llm_map_max_calls: int = Field(
-        8, ge=0, description="Most map-step calls that summarise events not fitting the budget; 0 = none."
+        2, ge=0, description="Most map-step calls that summarise events not fitting the budget; 0 = none."
     )
     redaction_restore_kinds: list[str] = Field(
         default_factory=list, description="Redacted kinds put back in the rendered draft (e.g. EMAIL); never secrets."
