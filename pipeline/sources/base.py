@@ -170,6 +170,45 @@ def clean_text(value: object) -> str:
     return text
 
 
+MAX_NAME_CHARS = 256
+
+
+def short_text(value: object, limit: int = MAX_NAME_CHARS) -> str | None:
+    """A short, JSON-safe string, or None for non-strings and blank strings (numbers become strings)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if isinstance(value, int) and not -(10**64) < value < 10**64:
+            return None  # str() of a huge int raises (and no real id is that long)
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    text = clean_text(value[: limit * 2]).strip()
+    return text[:limit] or None
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def required_ts(value: object, what: str, ctx: ParseContext) -> int:
+    """An ISO timestamp that must be there; the ParseError names the field."""
+    try:
+        return iso_to_ns(value, ctx.default_tz)
+    except ParseError as exc:
+        raise ParseError(f"{what}: {exc}") from None
+
+
+def optional_ts(value: object, ctx: ParseContext) -> int | None:
+    if value is None:
+        return None
+    try:
+        return iso_to_ns(value, ctx.default_tz)
+    except (ParseError, ValueError, OverflowError):
+        return None
+
+
 # --- building output ---------------------------------------------------------------------------------------
 
 

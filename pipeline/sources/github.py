@@ -40,8 +40,19 @@ from pipeline.sources.base import (
     ParseContext,
     SourceDocument,
     clean_text,
-    iso_to_ns,
     require_dict,
+)
+from pipeline.sources.base import (
+    one_line as _one_line,
+)
+from pipeline.sources.base import (
+    optional_ts as _opt_ts,
+)
+from pipeline.sources.base import (
+    required_ts as _ts,
+)
+from pipeline.sources.base import (
+    short_text as _short,
 )
 
 __all__ = ["GitHubParser"]
@@ -57,41 +68,6 @@ _STATE_EVENTS = {"closed": ("open", "closed"), "reopened": ("closed", "open")}
 
 
 # --- small helpers ------------------------------------------------------------------------------------------
-
-
-def _short(value: object, limit: int = MAX_NAME_CHARS) -> str | None:
-    """A short, JSON-safe string, or None for non-strings and blank strings (numbers become strings)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        if isinstance(value, int) and not -(10**64) < value < 10**64:
-            return None  # str() of a huge int raises (and no real id is that long)
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = clean_text(value[: limit * 2]).strip()
-    return text[:limit] or None
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _ts(value: object, what: str, ctx: ParseContext) -> int:
-    try:
-        return iso_to_ns(value, ctx.default_tz)
-    except ParseError as exc:
-        raise ParseError(f"{what}: {exc}") from None
-
-
-def _opt_ts(value: object, ctx: ParseContext) -> int | None:
-    if value is None:
-        return None
-    try:
-        return iso_to_ns(value, ctx.default_tz)
-    except (ParseError, ValueError, OverflowError):
-        return None
 
 
 def _login(value: object, ctx: ParseContext) -> str | None:

@@ -41,8 +41,17 @@ from pipeline.sources.base import (
     SourceDocument,
     clean_text,
     epoch_to_ns,
-    iso_to_ns,
+    one_line,
     require_dict,
+)
+from pipeline.sources.base import (
+    optional_ts as _opt_ts,
+)
+from pipeline.sources.base import (
+    required_ts as _ts,
+)
+from pipeline.sources.base import (
+    short_text as _short,
 )
 
 __all__ = ["JiraParser", "adf_to_text"]
@@ -82,21 +91,11 @@ _BLOCK_NODES = frozenset(
 )
 
 
+def _one_line(text: str) -> str:
+    return one_line(text, MAX_VALUE_CHARS)
+
+
 # --- small helpers ------------------------------------------------------------------------------------------
-
-
-def _short(value: object, limit: int = MAX_NAME_CHARS) -> str | None:
-    """A short, JSON-safe string, or None for non-strings and blank strings (numbers become strings)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        if isinstance(value, int) and not -(10**64) < value < 10**64:
-            return None  # str() of a huge int raises (and no real id is that long)
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = clean_text(value[: limit * 2]).strip()
-    return text[:limit] or None
 
 
 def _id(mapping: Mapping[str, Any], key: str, what: str) -> str:
@@ -104,27 +103,6 @@ def _id(mapping: Mapping[str, Any], key: str, what: str) -> str:
     if value is None:
         raise ParseError(f"{what} has no {key}")
     return value
-
-
-def _one_line(text: str, limit: int = MAX_VALUE_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _ts(value: object, what: str, ctx: ParseContext) -> int:
-    try:
-        return iso_to_ns(value, ctx.default_tz)
-    except ParseError as exc:
-        raise ParseError(f"{what}: {exc}") from None
-
-
-def _opt_ts(value: object, ctx: ParseContext) -> int | None:
-    if value is None:
-        return None
-    try:
-        return iso_to_ns(value, ctx.default_tz)
-    except (ParseError, ValueError, OverflowError):
-        return None
 
 
 def _person(value: object, ctx: ParseContext) -> str | None:

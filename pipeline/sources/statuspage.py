@@ -33,34 +33,17 @@ from pipeline.sources.base import (
     iso_to_ns,
     require_dict,
 )
+from pipeline.sources.base import (
+    optional_ts as _opt_ts,
+)
+from pipeline.sources.base import (
+    short_text as _short,
+)
 
 __all__ = ["StatuspageParser"]
 
 ACTOR = "Statuspage"
 MAX_NAME_CHARS = 256
-
-
-def _short(value: object, limit: int = MAX_NAME_CHARS) -> str | None:
-    """A short, JSON-safe string, or None for non-strings and blank strings (numbers become strings)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        if isinstance(value, int) and not -(10**64) < value < 10**64:
-            return None  # str() of a huge int raises (and no real id is that long)
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = clean_text(value[: limit * 2]).strip()
-    return text[:limit] or None
-
-
-def _opt_ts(value: object, ctx: ParseContext) -> int | None:
-    if value is None:
-        return None
-    try:
-        return iso_to_ns(value, ctx.default_tz)
-    except (ParseError, ValueError, OverflowError):
-        return None
 
 
 def _is_incident(data: object) -> bool:
