@@ -26,7 +26,7 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_draft_json_to_stdout_follows_the_contract(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["draft", str(SLACK_EXPORT), "--out", str(tmp_path), "--json"])
+    result = runner.invoke(app, ["draft", str(SLACK_EXPORT), "--out", str(tmp_path / "out"), "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     for key in ("incident", "key_moments", "metrics", "summary", "impact", "contributing_factors", "action_items",
@@ -47,7 +47,7 @@ def test_draft_json_to_stdout_follows_the_contract(tmp_path: Path) -> None:
     assert set(payload["provenance"]) >= {"drafter", "model", "prompt", "tokens"}
     assert payload["provenance"]["drafter"] == "facts"
     assert payload["quarantine"] and set(payload["quarantine"][0]) >= {"source", "position", "reason"}
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".md"]
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".json", ".md"]
 
 
 def test_draft_reads_a_zip_bundle(tmp_path: Path) -> None:
