@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -351,6 +352,7 @@ def prompts_show(ref: Annotated[str, typer.Argument(help="ID or ID@VERSION")]) -
 
 
 def main() -> None:
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
     try:
         app()
     except PostmortemError as exc:

@@ -60,3 +60,8 @@ class LLMError(PostmortemError):
 
 class PolicyError(PostmortemError):
     """An action is not allowed by policy (for example a restricted incident to a remote model)."""
+
+
+class ConnectorError(PostmortemError):
+    """A vendor API could not be read: authentication refused (401/403), retries exhausted on 429/5xx or network
+    errors, or an answer in an unexpected shape. The message names the vendor and endpoint, never the token."""
