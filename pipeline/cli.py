@@ -328,6 +328,47 @@ def eval_cmd(
     raise typer.Exit(run.exit_code)
 
 
+@app.command("sweep")
+def sweep_cmd(
+    once: Annotated[bool, typer.Option("--once", help="One sweep now, without a Prefect server (cron/CI).")] = False,
+    use_index: Annotated[bool, typer.Option("--index/--no-index")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Draft incidents closed since the last sweep (bundles in the landing directory), each exactly once."""
+    settings = get_settings()
+    if once:
+        from pipeline.sweep import LandingSource, sweep
+
+        report = sweep(settings, [LandingSource(settings.landing)], index=use_index)
+    else:
+        _prefect_env()
+        from pipeline.flows import sweep_closed_incidents
+
+        report = sweep_closed_incidents(use_index)
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        out.print(report.summary())
+        for incident, error in report.failures.items():
+            err.print(f"failed: {incident}: {error}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    cron: Annotated[str | None, typer.Option("--cron", help="Cron schedule (default POSTMORTEM_SWEEP_CRON).")] = None,
+) -> None:
+    """Serve the sweep flow on a schedule (Prefect flow.serve); Ctrl-C stops it."""
+    settings = get_settings()
+    _prefect_env()
+    from pipeline.flows import sweep_closed_incidents
+
+    schedule = cron or settings.sweep_cron
+    out.print(f"sweeping {settings.landing} on '{schedule}' (Prefect deployment 'sweep'); Ctrl-C to stop")
+    sweep_closed_incidents.serve(name="sweep", cron=schedule)
+
+
 prompts_app = typer.Typer(no_args_is_help=True, help="Versioned prompt files.")
 app.add_typer(prompts_app, name="prompts")
 

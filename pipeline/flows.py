@@ -23,6 +23,7 @@ from pipeline.eval_report import render_report
 from pipeline.evaluate import EvalPlan, evaluate_case, finish_run, prepare_run
 from pipeline.models import Draft, Metrics, ParseOutput, Source
 from pipeline.settings import get_settings
+from pipeline.sweep import LandingSource, SweepReport, sweep
 from pipeline.timeline import Timeline
 
 
@@ -196,3 +197,16 @@ def run_evals(
     run = finish_run(plan, [f.result() for f in futures])
     render_report(run, Path(report_dir) if report_dir else run.report_dir())
     return run.summary
+
+
+@task(name="sweep", cache_policy=NONE)
+def sweep_task(use_index: bool) -> SweepReport:
+    """One coarse task: the sweep holds its own lock and ledger, and isolates failures per incident."""
+    settings = get_settings()
+    return sweep(settings, [LandingSource(settings.landing)], index=use_index)
+
+
+@flow(name="sweep_closed_incidents")
+def sweep_closed_incidents(use_index: bool = True) -> SweepReport:
+    """Draft every incident closed since the last successful sweep, exactly once per set of inputs."""
+    return sweep_task(use_index)

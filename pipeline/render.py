@@ -6,6 +6,7 @@ schema. Markdown evidence links point at anchors in the timeline section.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 
@@ -37,8 +38,46 @@ def _metric(value: int | None) -> str:
 
 
 def render_markdown(draft: Draft) -> str:
+    """The draft as Markdown. Each top-level block sits between section markers (HTML comments, invisible when
+    rendered) carrying the hash of the generated text, so a re-draft can tell which sections a person edited
+    (see pipeline.redraft). Without the marker lines the text is exactly the plain rendering."""
+    sections = _sections(draft)
+    out: list[str] = sections.pop(0)[1]  # the title line stays first and unmarked: "# Postmortem draft: …"
+    for section_id, lines in sections:
+        out += [section_start(section_id, section_hash("\n".join(lines))), *lines, section_end(section_id)]
+    out.append("")
+    return "\n".join(out)
+
+
+# --- section markers (the contract pipeline.redraft reads) ----------------------------------------------
+
+SECTION_START = re.compile(r"^<!-- pm:section id=(?P<id>[a-z0-9_-]+) hash=(?P<hash>[0-9a-f]{16}) -->$")
+SECTION_END = re.compile(r"^<!-- pm:end (?P<id>[a-z0-9_-]+) -->$")
+
+
+def normalise_section(text: str) -> str:
+    """What a section hash covers: line endings and trailing spaces are not edits, nor are blank lines around."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return "\n".join(lines).strip("\n")
+
+
+def section_hash(text: str) -> str:
+    return hashlib.sha256(normalise_section(text).encode("utf-8")).hexdigest()[:16]
+
+
+def section_start(section_id: str, digest: str) -> str:
+    return f"<!-- pm:section id={section_id} hash={digest} -->"
+
+
+def section_end(section_id: str) -> str:
+    return f"<!-- pm:end {section_id} -->"
+
+
+def _sections(draft: Draft) -> list[tuple[str, list[str]]]:
+    """The Markdown as (section id, lines) in SRE template order; the first, the title, is not marked."""
     i = draft.incident
-    out: list[str] = [f"# Postmortem draft: {_md(i.title)}", ""]
+    sections: list[tuple[str, list[str]]] = [("title", [f"# Postmortem draft: {_md(i.title)}", ""])]
+    out: list[str] = []
     out.append(
         f"**Incident** {i.id} · **Severity** {i.severity or 'unset'} · **Services** "
         f"{', '.join(i.services) or 'unset'} · **Visibility** {i.visibility}"
@@ -48,9 +87,11 @@ def render_markdown(draft: Draft) -> str:
         f"> Draft by the {draft.provenance.drafter} drafter — a starting point for the owning team to edit.",
         "",
     ]
-    out += ["## Summary", "", draft.summary, "", "## Impact", "", draft.impact.statement, ""]
+    sections.append(("header", out))
+    sections.append(("summary", ["## Summary", "", draft.summary, ""]))
+    sections.append(("impact", ["## Impact", "", draft.impact.statement, ""]))
 
-    out += [
+    out = [
         "## Key moments and metrics",
         "",
         "| Moment | Time (UTC) | Evidence | Rule |",
@@ -67,13 +108,16 @@ def render_markdown(draft: Draft) -> str:
         f"**TTM** {_metric(mt.time_to_mitigate_s)} · **TTR** {_metric(mt.time_to_resolve_s)}",
         "",
     ]
+    sections.append(("key-moments", out))
 
-    out += ["## Contributing factors", ""]
+    out = ["## Contributing factors", ""]
     if not draft.contributing_factors:
         out.append("_None detected automatically — add what the responders know._")
     for f in draft.contributing_factors:
         out.append(f"- **{f.category.replace('_', ' ')}** — {_md(f.statement)} ({_refs(f.evidence)})")
-    out += ["", "## Action items", ""]
+    out.append("")
+    sections.append(("contributing-factors", out))
+    out = ["## Action items", ""]
     if draft.action_items:
         out += ["| Action | Type | Owner | Due | Priority | Evidence |", "|---|---|---|---|---|---|"]
         for a in draft.action_items:
@@ -84,7 +128,9 @@ def render_markdown(draft: Draft) -> str:
             )
     else:
         out.append("_No action items were stated or suggested._")
-    out += ["", "## Lessons", ""]
+    out.append("")
+    sections.append(("action-items", out))
+    out = ["## Lessons", ""]
     titles = {
         "went_well": "What went well",
         "went_wrong": "What went wrong",
@@ -98,9 +144,10 @@ def render_markdown(draft: Draft) -> str:
             out.append("")
     if not draft.lessons:
         out += ["_No lesson is supported by the evidence yet._", ""]
+    sections.append(("lessons", out))
 
     if draft.related:
-        out += [
+        out = [
             "## Related incidents",
             "",
             "| Incident | Title | Date | Score | Why it matched |",
@@ -111,21 +158,23 @@ def render_markdown(draft: Draft) -> str:
             why = f"{r.section}: {_md(r.snippet[:160])}" if r.section else _md(r.snippet[:160])
             out.append(f"| {_md(r.incident_id)} | {title} | {r.date or '—'} | {r.score:.3f} | {why} |")
         out.append("")
-    out += ["## Timeline", "", *_mermaid(draft), "", *_timeline_lines(draft.timeline), ""]
+        sections.append(("related", out))
+    sections.append(("timeline", ["## Timeline", "", *_mermaid(draft), "", *_timeline_lines(draft.timeline), ""]))
     if draft.quarantine:
-        out += ["## Quarantined records", "", "| Source | File | Position | Reason |", "|---|---|---|---|"]
+        out = ["## Quarantined records", "", "| Source | File | Position | Reason |", "|---|---|---|---|"]
         out += [f"| {q.source} | {_md(q.file)} | {_md(q.position)} | {_md(q.reason)} |" for q in draft.quarantine]
         out.append("")
+        sections.append(("quarantine", out))
     s, p = draft.stats, draft.provenance
-    out += [
+    out = [
         "---",
         f"_Records in: {s.records_in} = {s.events} timeline events + {s.duplicates} duplicates + "
         f"{s.collapsed} collapsed into storms + {s.quarantined} quarantined. Drafter: {p.drafter}"
         f"{f' ({p.model})' if p.model else ''}; generated {p.generated_at:%Y-%m-%d %H:%M UTC} by "
         f"postmortem-pipeline {p.pipeline_version}._",
-        "",
     ]
-    return "\n".join(out)
+    sections.append(("footer", out))
+    return sections
 
 
 def _mermaid(draft: Draft) -> list[str]:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         False, description="Allow restricted incidents to be sent to a non-local model endpoint."
     )
 
+    # scheduled drafts
+    sweep_cron: str = Field("*/15 * * * *", description="How often `postmortem serve` sweeps for closed incidents.")
+    landing_dir: Path | None = Field(
+        None, description="Bundles dropped here are closed incidents; default HOME/landing."
+    )
+
     # similar-incident index
     chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store under HOME.")
     chroma_port: int = Field(8000, ge=1, le=65535)
@@ -71,6 +77,10 @@ class Settings(BaseSettings):
     @property
     def tiktoken_cache_dir(self) -> Path:
         return self.assets_dir / "tiktoken"
+
+    @property
+    def landing(self) -> Path:
+        return self.landing_dir or self.home / "landing"
 
     @property
     def runs_dir(self) -> Path:

@@ -122,3 +122,21 @@ def test_draft_with_an_llm_says_which_drafter_it_used(tmp_path: Path) -> None:
     assert payload["provenance"]["model"] == "stub-model"
     assert payload["provenance"]["prompt"].startswith("draft_postmortem@1")
     assert server.requests, "the model was called over HTTP"
+
+
+def test_sweep_once_drafts_a_landed_bundle_exactly_once(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import SAMPLES
+
+    home = tmp_path / "home"
+    landing = home / "landing"
+    landing.mkdir(parents=True)
+    shutil.copytree(SAMPLES / "auth-flag-rollout", landing / "auth-flag-rollout")
+    first = _cli("sweep", "--once", "--no-index", "--json", home=home)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["new"] == 1 and report["drafted"] == ["INC-2077"]
+    second = _cli("sweep", "--once", "--no-index", "--json", home=home)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["new"] == 0 and json.loads(second.stdout)["drafted"] == []

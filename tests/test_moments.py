@@ -124,3 +124,20 @@ def test_warning_still_firing_at_the_page_marks_the_start() -> None:
     )
     assert moments.detected.at == T0
     assert compute_metrics(moments).time_to_detect_s == 120
+
+
+def test_an_override_after_detection_still_drafts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A person may set started later than the first alert: the draft says nothing negative, and warns."""
+    import shutil
+
+    from pipeline.service import draft_bundle
+    from tests.conftest import SAMPLES
+
+    bundle = tmp_path / "b"
+    shutil.copytree(SAMPLES / "edge-cert-expiry", bundle)
+    manifest = (bundle / "incident.yaml").read_text()
+    (bundle / "incident.yaml").write_text(manifest.replace("2025-10-02T06:14:00Z", "2025-10-02T07:30:00Z"))
+    _, draft = draft_bundle(bundle, Settings(home=tmp_path / "home"))
+    assert draft.metrics.time_to_detect_s is not None and draft.metrics.time_to_detect_s < 0
+    assert draft.validation is not None and draft.validation.ok
+    assert any("before started" in w for w in draft.validation.warnings)

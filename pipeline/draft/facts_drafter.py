@@ -40,13 +40,15 @@ class FactsDrafter:
         sentences = [f"{facts.incident.title}. Impact on {services} started at {_when(km.started)}."]
         if km.detected.at is not None:
             by = f" by {facts.detected_by}" if facts.detected_by else ""
-            delay = f", {format_duration(m.time_to_detect_s)} after it started" if m.time_to_detect_s else ""
+            ttd = m.time_to_detect_s
+            delay = f", {format_duration(ttd)} after it started" if ttd is not None and ttd > 0 else ""
             sentences.append(f"It was detected{by}{delay}.")
-        if m.time_to_acknowledge_s is not None:
+        # a person's override can put moments out of order; a negative duration is never written as prose
+        if m.time_to_acknowledge_s is not None and m.time_to_acknowledge_s >= 0:
             sentences.append(f"Responders acknowledged it {format_duration(m.time_to_acknowledge_s)} after detection.")
-        if m.time_to_mitigate_s is not None:
+        if m.time_to_mitigate_s is not None and m.time_to_mitigate_s >= 0:
             sentences.append(f"Impact was mitigated {format_duration(m.time_to_mitigate_s)} after the start.")
-        if m.time_to_resolve_s is not None:
+        if m.time_to_resolve_s is not None and m.time_to_resolve_s >= 0:
             sentences.append(f"The incident was resolved {format_duration(m.time_to_resolve_s)} after the start.")
         if facts.factors:
             categories = sorted({f.category.replace("_", " ") for f in facts.factors})
@@ -59,7 +61,7 @@ class FactsDrafter:
         i = facts.impact
         services = ", ".join(i.services) or "The affected service"
         parts = [f"{services} {'were' if len(i.services) > 1 else 'was'} impacted"]
-        if i.duration_s is not None:
+        if i.duration_s is not None and i.duration_s >= 0:
             parts[0] += f" for {format_duration(i.duration_s)}"
         parts[0] += "."
         parts.append(

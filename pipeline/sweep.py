@@ -1,0 +1,486 @@
+"""Scheduled drafting: find incidents closed since the last sweep, snapshot their inputs, draft the new or
+changed ones, write the files atomically and record everything in the ledger.
+
+A sweep is safe to stop at any point and to run again:
+
+* one sweep at a time per home (an OS file lock, released when the process dies);
+* snapshots land in ``HOME/snapshots/<incident>/<hash>/`` by writing a temporary directory and renaming it;
+  draft files are written by ``write_atomic``; leftovers of a stopped sweep (``.tmp-*`` directories, ``.*.tmp``
+  files) are removed when the next sweep starts;
+* the ledger row goes ``pending`` before drafting and ``drafted`` (with the draft's audit row, in one
+  transaction) after the files are written, so a stopped sweep re-drafts the same version — never a second;
+* an incident whose inputs hash to what the ledger already drafted is ``unchanged`` and costs one snapshot;
+* one failing incident is recorded (``failed``, short error, attempts + 1) and retried by later sweeps
+  (after ``retry_backoff_s * 2**(attempts-1)``, at most ``max_attempts`` times for the same inputs) without
+  holding up the others; a source that cannot even list its incidents keeps its cursor where it was.
+
+Drafts go to ``HOME/drafts/<incident>/v<N>.md`` and ``.json`` (N grows when the inputs change) plus
+``latest.md``/``latest.json``. ``latest.md`` is the copy people edit: a new version is merged into it by
+``pipeline.redraft`` (edited sections kept, with the pipeline's update as a suggestion).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline import service
+from pipeline.atomic import write_atomic
+from pipeline.draft.base import Drafter
+from pipeline.errors import BundleError, PostmortemError
+from pipeline.ledger import IncidentRecord, Ledger, short_error
+from pipeline.redraft import redraft
+from pipeline.render import render_json, render_markdown
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.index import Index
+
+EPOCH = datetime.fromtimestamp(0, UTC)
+_SKIP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".lock")
+_TMP_PREFIX = ".tmp-"
+
+
+class SweepBusyError(PostmortemError):
+    """Another sweep holds this home's sweep lock."""
+
+
+# --- sources ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClosedIncident:
+    """An incident a source reports as closed: its id (the ledger key), the source's own reference for it and
+    when it closed."""
+
+    incident_id: str
+    ref: str
+    closed_at: datetime
+    source: str
+
+
+@runtime_checkable
+class IncidentSource(Protocol):
+    """Where closed incidents come from. ``snapshot`` returns the incident's bundle as relative path -> bytes;
+    its content hash identifies the inputs (same bytes, same draft)."""
+
+    name: str
+
+    def closed_since(self, since: datetime) -> list[ClosedIncident]: ...
+
+    def snapshot(self, ref: str) -> dict[str, bytes]: ...
+
+
+def _visible(rel: PurePosixPath | Path) -> bool:
+    return not any(part.startswith(".") or part == "__MACOSX" for part in rel.parts)
+
+
+class LandingSource:
+    """Bundles (directories or .zip files) dropped into a landing directory are closed incidents.
+
+    Drop a bundle by renaming it into place (copy to ``.name`` or ``name.part`` first): names starting with a
+    dot or ending in .tmp/.part/.partial are ignored. The closing time is the newest modification time in the
+    bundle (modification or inode-change time, so a copy that keeps old mtimes counts when it lands), and
+    adding a late export to a bundle makes it show up again (and, with new bytes, re-drafted). The
+    incident id is ``id`` from the bundle's top-level incident.yaml, else the bundle's name (like
+    ``Bundle.incident_id``)."""
+
+    def __init__(self, root: Path, name: str = "landing") -> None:
+        self.root = root
+        self.name = name
+
+    def _entries(self) -> Iterator[Path]:
+        if not self.root.is_dir():
+            return
+        for entry in sorted(self.root.iterdir()):
+            if entry.name.startswith(".") or entry.name.endswith(_SKIP_SUFFIXES):
+                continue
+            if entry.is_dir() or (entry.is_file() and zipfile.is_zipfile(entry)):
+                yield entry
+
+    def closed_since(self, since: datetime) -> list[ClosedIncident]:
+        found: list[ClosedIncident] = []
+        for entry in self._entries():
+            closed_at = datetime.fromtimestamp(_newest_mtime(entry), UTC)
+            if closed_at >= since:
+                found.append(ClosedIncident(_landing_id(entry), entry.name, closed_at, self.name))
+        return found
+
+    def snapshot(self, ref: str) -> dict[str, bytes]:
+        entry = self.root / ref
+        if PurePosixPath(ref).name != ref or not entry.exists():
+            raise BundleError("landing bundle not found", entry)
+        if entry.is_file():
+            return {entry.name: entry.read_bytes()}
+        files: dict[str, bytes] = {}
+        for file in sorted(entry.rglob("*")):
+            rel = file.relative_to(entry)
+            if file.is_file() and _visible(rel):
+                files[f"{entry.name}/{rel.as_posix()}"] = file.read_bytes()
+        if not files:
+            raise BundleError("landing bundle holds no files", entry)
+        return files
+
+
+def _changed_at(path: Path) -> float:
+    stat = path.stat()
+    return max(stat.st_mtime, stat.st_ctime)  # ctime: a copy that preserved old mtimes, or a rename, is news
+
+
+def _newest_mtime(entry: Path) -> float:
+    if entry.is_file():
+        return _changed_at(entry)
+    return max([_changed_at(entry), *(_changed_at(f) for f in entry.rglob("*"))])
+
+
+def _landing_id(entry: Path) -> str:
+    raw: bytes | None = None
+    try:
+        if entry.is_dir():
+            for name in ("incident.yaml", "incident.yml"):
+                if (entry / name).is_file():
+                    raw = (entry / name).read_bytes()
+                    break
+        else:
+            with zipfile.ZipFile(entry) as archive:
+                names = sorted(
+                    (n for n in archive.namelist() if PurePosixPath(n).name in ("incident.yaml", "incident.yml")),
+                    key=lambda n: n.count("/"),
+                )
+                if names and names[0].count("/") <= 1:
+                    raw = archive.read(names[0])
+        data = yaml.safe_load(raw.decode("utf-8")) if raw else None
+    except (OSError, zipfile.BadZipFile, yaml.YAMLError, UnicodeDecodeError):
+        data = None  # the draft step will report the bad manifest; the id falls back to the name
+    if isinstance(data, dict) and data.get("id") is not None:
+        return str(data["id"])
+    return entry.stem
+
+
+# --- snapshots ----------------------------------------------------------------------------------------------
+
+
+def snapshot_hash(files: Mapping[str, bytes]) -> str:
+    """sha256 over the sorted (path, size, bytes) of a snapshot: the identity of an incident's inputs."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        digest.update(name.encode("utf-8") + b"\x00" + str(len(data)).encode() + b"\x00")
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _safe_member(name: str) -> PurePosixPath:
+    rel = PurePosixPath(name)
+    if not name or rel.is_absolute() or any(p in ("", ".", "..") for p in rel.parts) or "\\" in name:
+        raise BundleError(f"unsafe path in snapshot: {name!r}")
+    return rel
+
+
+def store_snapshot(home: Path, incident_id: str, digest: str, files: Mapping[str, bytes]) -> Path:
+    """Write the snapshot to a temporary directory and rename it into place: the final directory is complete
+    or absent. An existing final directory is a complete earlier copy (rename is atomic) and is reused."""
+    parent = home / "snapshots" / service.safe_name(incident_id)
+    final = parent / digest
+    if final.is_dir():
+        return final
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f"{_TMP_PREFIX}{digest[:12]}-{uuid.uuid4().hex[:8]}"
+    try:
+        for name, data in files.items():
+            target = tmp / _safe_member(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another writer finished the same snapshot first
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _bundle_root(snapshot_dir: Path) -> Path:
+    """A snapshot holding one directory or one zip is that bundle (so a bundle without incident.yaml keeps
+    its name as its id); otherwise the snapshot directory itself is the bundle."""
+    entries = [e for e in snapshot_dir.iterdir() if not e.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and (entries[0].is_dir() or entries[0].suffix == ".zip") else snapshot_dir
+
+
+def clean_partials(home: Path) -> int:
+    """Remove what a stopped sweep left half-written: snapshot temp dirs and write_atomic temp files."""
+    removed = 0
+    snapshots = home / "snapshots"
+    if snapshots.is_dir():
+        for tmp in snapshots.glob(f"*/{_TMP_PREFIX}*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed += 1
+    drafts = home / "drafts"
+    if drafts.is_dir():
+        for tmp in drafts.glob("*/.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+@contextmanager
+def sweep_lock(home: Path) -> Iterator[None]:
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".sweep.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepBusyError(f"another sweep is running on {home}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+# --- the sweep ------------------------------------------------------------------------------------------------
+
+
+class SweepReport(BaseModel):
+    """What one sweep did. ``retried`` counts failed/stopped incidents picked up again from the ledger."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new: int = 0
+    redrafted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    retried: int = 0
+    exhausted: int = Field(0, description="Failed too often with the same inputs; left for a person.")
+    drafted: list[str] = Field(default_factory=list)
+    failures: dict[str, str] = Field(default_factory=dict)
+    source_errors: dict[str, str] = Field(default_factory=dict)
+    edits_kept: dict[str, list[str]] = Field(default_factory=dict, description="Sections of latest.md kept.")
+    cleaned_partials: int = 0
+    wall_s: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"new {self.new} · redrafted {self.redrafted} · unchanged {self.unchanged} · failed {self.failed}"
+            f" (retried {self.retried}, exhausted {self.exhausted}) in {self.wall_s:.1f}s"
+        )
+
+
+DrafterFactory = Callable[[Settings], Drafter]
+
+
+def _default_drafter(settings: Settings) -> Drafter:
+    return service.make_drafter(settings)
+
+
+def sweep(
+    settings: Settings,
+    sources: Sequence[IncidentSource],
+    *,
+    drafter_factory: DrafterFactory = _default_drafter,
+    index: bool = True,
+    max_attempts: int = 5,
+    retry_backoff_s: float = 0.0,
+    overlap_s: float = 60.0,
+    on_drafted: Callable[[str, int], None] | None = None,
+) -> SweepReport:
+    """One pass over every source (see the module docstring). ``overlap_s`` re-lists a little before the last
+    sweep's start to absorb clock and mtime granularity — harmless, since unchanged inputs are skipped."""
+    began = time.perf_counter()
+    report = SweepReport()
+    home = settings.home
+    with sweep_lock(home), Ledger.for_home(home) as ledger:
+        report.cleaned_partials = clean_partials(home)
+        by_name = {source.name: source for source in sources}
+        work: dict[str, tuple[IncidentSource, ClosedIncident]] = {}
+        listed: list[tuple[str, datetime]] = []
+        for source in sources:
+            started = datetime.now(UTC)
+            last = ledger.last_success(source.name)
+            since = last - timedelta(seconds=overlap_s) if last else EPOCH
+            try:
+                closed = source.closed_since(since)
+            except Exception as exc:  # noqa: BLE001 - any source failure is recorded; other sources go on
+                ledger.record_source_error(source.name, exc)
+                report.source_errors[source.name] = short_error(exc)
+                continue
+            listed.append((source.name, started))
+            for incident in closed:
+                current = work.get(incident.incident_id)
+                if current is None or incident.closed_at > current[1].closed_at:
+                    work[incident.incident_id] = (source, incident)
+        retry_ids: set[str] = set()
+        for record in ledger.due(max_attempts=max_attempts):
+            retry_ids.add(record.incident_id)
+            owner = by_name.get(record.source)
+            if record.incident_id not in work and owner is not None:
+                closed_at = record.closed_at or record.first_seen_at
+                work[record.incident_id] = (
+                    owner,
+                    ClosedIncident(record.incident_id, record.ref, closed_at, owner.name),
+                )
+        runner = _Runner(settings, ledger, report, drafter_factory, index, max_attempts, retry_backoff_s)
+        for incident_id in sorted(work):
+            source, incident = work[incident_id]
+            if incident_id in retry_ids:
+                report.retried += 1
+            outcome = runner.run(source, incident)
+            if outcome is not None and on_drafted is not None:
+                on_drafted(incident_id, outcome)
+        for name, started in listed:
+            ledger.record_sweep(name, started)
+    report.wall_s = round(time.perf_counter() - began, 3)
+    return report
+
+
+class _Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        report: SweepReport,
+        drafter_factory: DrafterFactory,
+        index: bool,
+        max_attempts: int,
+        retry_backoff_s: float,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.report = report
+        self.drafter_factory = drafter_factory
+        self.use_index = index
+        self.max_attempts = max_attempts
+        self.retry_backoff_s = retry_backoff_s
+        self._index: Index | None = None
+
+    def _fail(self, incident: ClosedIncident, exc: BaseException, attempts: int) -> None:
+        backoff = self.retry_backoff_s * 2 ** max(attempts, 0)
+        self.ledger.mark_failed(
+            incident.incident_id,
+            exc,
+            source=incident.source,
+            ref=incident.ref,
+            closed_at=incident.closed_at,
+            retry_after=timedelta(seconds=backoff),
+        )
+        self.report.failed += 1
+        self.report.failures[incident.incident_id] = short_error(exc)
+
+    def run(self, source: IncidentSource, incident: ClosedIncident) -> int | None:
+        """Snapshot, skip or draft one incident; returns the version drafted, None otherwise. Never raises for
+        the incident's own failures (they are recorded)."""
+        before = self.ledger.get(incident.incident_id)
+        attempts = before.attempts if before else 0
+        try:
+            files = source.snapshot(incident.ref)
+            digest = snapshot_hash(files)
+        except Exception as exc:  # noqa: BLE001 - one incident's failure must not stop the sweep
+            self._fail(incident, exc, attempts)
+            return None
+        if before is not None and before.drafted_hash == digest:
+            if before.status != "drafted":  # a later listing or attempt failed, but these inputs are drafted
+                self.ledger.restore_drafted(incident.incident_id)
+            self.report.unchanged += 1
+            return None
+        if (
+            before is not None
+            and before.status == "failed"
+            and before.snapshot_hash == digest
+            and before.attempts >= self.max_attempts
+        ):
+            self.report.exhausted += 1
+            return None
+        try:
+            snapshot_dir = store_snapshot(self.settings.home, incident.incident_id, digest, files)
+            record = self.ledger.begin(
+                incident.incident_id,
+                source=incident.source,
+                ref=incident.ref,
+                snapshot_hash=digest,
+                closed_at=incident.closed_at,
+            )
+            self._draft(record, snapshot_dir, before)
+        except Exception as exc:  # noqa: BLE001 - recorded as failed and retried by a later sweep
+            self._fail(incident, exc, attempts if before and before.snapshot_hash == digest else 0)
+            return None
+        if record.version > 1:
+            self.report.redrafted += 1
+        else:
+            self.report.new += 1
+        self.report.drafted.append(incident.incident_id)
+        return record.version
+
+    def _index_handle(self) -> Index:
+        if self._index is None:
+            self._index = service.open_index(self.settings, create=True)
+        return self._index
+
+    def _draft(self, record: IncidentRecord, snapshot_dir: Path, before: IncidentRecord | None) -> None:
+        settings = self.settings
+        bundle, timeline = service.load_timeline(_bundle_root(snapshot_dir), settings)
+        draft, _ = service.compose(bundle, timeline, settings, self.drafter_factory(settings))
+        out_dir = settings.drafts_dir / service.safe_name(record.incident_id)
+        latest_md = out_dir / "latest.md"
+        teams = list(bundle.manifest.teams)
+        if self.use_index:
+            index = self._index_handle()
+            if index.stats()["incidents"]:
+                draft = service.with_related(draft, index, service.related_teams(draft, teams))
+        markdown, payload = render_markdown(draft), render_json(draft)
+        version_md = out_dir / f"v{record.version}.md"
+        version_json = out_dir / f"v{record.version}.json"
+        write_atomic(version_json, payload)
+        write_atomic(version_md, markdown)
+        latest = markdown
+        if latest_md.is_file():
+            base = out_dir / f"v{before.drafted_version}.md" if before and before.drafted_version else None
+            merged = redraft(
+                latest_md.read_text(encoding="utf-8"),
+                markdown,
+                base_md=base.read_text(encoding="utf-8") if base and base.is_file() else None,
+            )
+            latest = merged.markdown
+            if merged.kept_sections:
+                self.report.edits_kept[record.incident_id] = merged.kept_sections
+        write_atomic(out_dir / "latest.json", payload)
+        write_atomic(latest_md, latest)
+        if self.use_index:
+            self._index_handle().index_draft(draft, str(latest_md), teams)
+        self.ledger.mark_drafted(
+            record.incident_id,
+            version=record.version,
+            snapshot_hash=record.snapshot_hash or "",
+            drafter=draft.provenance.drafter,
+            prompt_version=draft.provenance.prompt,
+            markdown=version_md,
+            json_path=version_json,
+        )
