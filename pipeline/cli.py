@@ -334,12 +334,14 @@ def sweep_cmd(
     use_index: Annotated[bool, typer.Option("--index/--no-index")] = True,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Draft incidents closed since the last sweep (bundles in the landing directory), each exactly once."""
+    """Draft incidents closed since the last sweep — bundles in the landing directory and the vendors listed in
+    sources.yaml — each exactly once per set of inputs."""
     settings = get_settings()
     if once:
-        from pipeline.sweep import LandingSource, sweep
+        from pipeline.service import sweep_sources
+        from pipeline.sweep import sweep
 
-        report = sweep(settings, [LandingSource(settings.landing)], index=use_index)
+        report = sweep(settings, sweep_sources(settings), index=use_index)
     else:
         _prefect_env()
         from pipeline.flows import sweep_closed_incidents

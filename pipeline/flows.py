@@ -23,7 +23,7 @@ from pipeline.eval_report import render_report
 from pipeline.evaluate import EvalPlan, evaluate_case, finish_run, prepare_run
 from pipeline.models import Draft, Metrics, ParseOutput, Source
 from pipeline.settings import get_settings
-from pipeline.sweep import LandingSource, SweepReport, sweep
+from pipeline.sweep import SweepReport, sweep
 from pipeline.timeline import Timeline
 
 
@@ -203,7 +203,7 @@ def run_evals(
 def sweep_task(use_index: bool) -> SweepReport:
     """One coarse task: the sweep holds its own lock and ledger, and isolates failures per incident."""
     settings = get_settings()
-    return sweep(settings, [LandingSource(settings.landing)], index=use_index)
+    return sweep(settings, service.sweep_sources(settings), index=use_index)
 
 
 @flow(name="sweep_closed_incidents")

@@ -34,6 +34,7 @@ from pipeline.timeline import Timeline, build_timeline
 
 if TYPE_CHECKING:
     from pipeline.index import Index
+    from pipeline.sweep import IncidentSource
 
 
 @dataclass(frozen=True)
@@ -176,3 +177,15 @@ def safe_name(incident_id: str) -> str:
     """A file name for an incident id."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in incident_id).strip("._")
     return cleaned or "incident"
+
+
+def sweep_sources(settings: Settings) -> list[IncidentSource]:
+    """The landing directory, plus the vendor connectors in sources.yaml when that file exists."""
+    from pipeline.sweep import LandingSource
+
+    sources: list[IncidentSource] = [LandingSource(settings.landing)]
+    if settings.sources_path.is_file():
+        from pipeline.connector_source import load_sources
+
+        sources.extend(load_sources(settings.sources_path))
+    return sources

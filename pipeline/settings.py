@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     landing_dir: Path | None = Field(
         None, description="Bundles dropped here are closed incidents; default HOME/landing."
     )
+    sources_file: Path | None = Field(
+        None, description="YAML list of vendor connectors the sweep polls; default HOME/sources.yaml."
+    )
 
     # similar-incident index
     chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store under HOME.")
@@ -81,6 +84,10 @@ class Settings(BaseSettings):
     @property
     def landing(self) -> Path:
         return self.landing_dir or self.home / "landing"
+
+    @property
+    def sources_path(self) -> Path:
+        return self.sources_file or self.home / "sources.yaml"
 
     @property
     def runs_dir(self) -> Path:
