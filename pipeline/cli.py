@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -357,18 +359,65 @@ def sweep_cmd(
         raise typer.Exit(1)
 
 
+@contextmanager
+def _local_prefect_server() -> Iterator[None]:
+    """Schedules need a Prefect server with its scheduler (the ephemeral one has none): use PREFECT_API_URL when
+    set, else start `prefect server start` on 127.0.0.1 for as long as we serve."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    prefect = Path(sys.executable).with_name("prefect")
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise PostmortemError(
+                        "the local Prefect server did not start (try `prefect server start`)"
+                    ) from None
+                time.sleep(0.5)
+        os.environ["PREFECT_API_URL"] = url
+        out.print(f"local Prefect server at {url.removesuffix('/api')} (UI and API)")
+        yield
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 @app.command()
 def serve(
     cron: Annotated[str | None, typer.Option("--cron", help="Cron schedule (default POSTMORTEM_SWEEP_CRON).")] = None,
 ) -> None:
-    """Serve the sweep flow on a schedule (Prefect flow.serve); Ctrl-C stops it."""
+    """Serve the sweep flow on a schedule (Prefect flow.serve); Ctrl-C stops it. Uses PREFECT_API_URL, or starts
+    a local Prefect server for the duration."""
     settings = get_settings()
     _prefect_env()
-    from pipeline.flows import sweep_closed_incidents
+    with _local_prefect_server():
+        from pipeline.flows import sweep_closed_incidents
 
-    schedule = cron or settings.sweep_cron
-    out.print(f"sweeping {settings.landing} on '{schedule}' (Prefect deployment 'sweep'); Ctrl-C to stop")
-    sweep_closed_incidents.serve(name="sweep", cron=schedule)
+        schedule = cron or settings.sweep_cron
+        out.print(f"sweeping {settings.landing} on '{schedule}' (Prefect deployment 'sweep'); Ctrl-C to stop")
+        sweep_closed_incidents.serve(name="sweep", cron=schedule)
 
 
 prompts_app = typer.Typer(no_args_is_help=True, help="Versioned prompt files.")
@@ -395,7 +444,6 @@ def prompts_show(ref: Annotated[str, typer.Argument(help="ID or ID@VERSION")]) -
 
 
 def main() -> None:
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
     try:
         app()
     except PostmortemError as exc:

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -274,6 +275,7 @@ def current_name(root: Path) -> str | None:
 def build_bm25(chunks: Sequence[ChunkRow], entries: dict[str, CatalogEntry]) -> Any:
     if not chunks:
         return None
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
     retriever = bm25s.BM25()
     corpus = [tokenize(f"{entries[c.incident_id].title}\n{c.text}") for c in chunks]
     retriever.index(corpus, show_progress=False)
