@@ -340,10 +340,13 @@ def sweep_cmd(
     sources.yaml — each exactly once per set of inputs."""
     settings = get_settings()
     if once:
-        from pipeline.service import sweep_sources
+        from pipeline.service import make_publisher, sweep_sources
         from pipeline.sweep import sweep
 
-        report = sweep(settings, sweep_sources(settings), index=use_index)
+        publisher = make_publisher(settings)
+        report = sweep(settings, sweep_sources(settings), index=use_index, on_drafted=publisher)
+        for incident, error in (publisher.errors if publisher else {}).items():
+            err.print(f"publishing failed (will retry with the next version): {incident}: {error}")
     else:
         _prefect_env()
         from pipeline.flows import sweep_closed_incidents

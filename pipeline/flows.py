@@ -203,7 +203,9 @@ def run_evals(
 def sweep_task(use_index: bool) -> SweepReport:
     """One coarse task: the sweep holds its own lock and ledger, and isolates failures per incident."""
     settings = get_settings()
-    return sweep(settings, service.sweep_sources(settings), index=use_index)
+    return sweep(
+        settings, service.sweep_sources(settings), index=use_index, on_drafted=service.make_publisher(settings)
+    )
 
 
 @flow(name="sweep_closed_incidents")

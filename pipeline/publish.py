@@ -4,13 +4,20 @@ already are tickets, or that match an issue already linked to the incident, are 
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pipeline.connectors.jira import JiraConnector
-from pipeline.connectors.slack import SlackConnector
-from pipeline.errors import ConnectorError
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from pipeline.atomic import write_atomic
+from pipeline.connectors.jira import JiraConfig, JiraConnector
+from pipeline.connectors.slack import SlackConfig, SlackConnector
+from pipeline.errors import ConfigError, ConnectorError
 from pipeline.models import ActionItem, Draft, Source
 
 _SIMILAR = 0.5  # word-set Jaccard above which an action item and an existing issue are the same work
@@ -106,3 +113,82 @@ def _create(jira: JiraConnector, project: str, draft: Draft, item: ActionItem) -
     if not isinstance(key, str):
         raise ConnectorError("jira: creating a follow-up issue returned no key")
     return key
+
+
+# --- after a sweep drafts an incident ---------------------------------------------------------------------------
+
+
+class PublishConfig(BaseModel):
+    """publish.yaml: where drafts are announced and follow-ups filed. Tokens come from named environment variables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    link_base: str | None = Field(None, description="Drafts are linked as <link_base><incident id>.")
+    slack: dict[str, Any] | None = Field(None, description="token_env, channel, optional base_url.")
+    jira: dict[str, Any] | None = Field(None, description="token_env, base_url, email, project.")
+
+
+def load_publish_config(path: Path) -> PublishConfig:
+    try:
+        return PublishConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"cannot use publish file {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _token(section: dict[str, Any], what: str) -> SecretStr:
+    name = str(section.get("token_env") or "")
+    value = os.environ.get(name, "") if name else ""
+    if not value:
+        raise ConfigError(f"publish file: {what}.token_env must name an environment variable holding the token")
+    return SecretStr(value)
+
+
+class Publisher:
+    """Announces each drafted version and files follow-ups once per action item (remembered per incident in
+    drafts/<id>/published.json, so a re-draft never files the same follow-up twice)."""
+
+    def __init__(self, config: PublishConfig, drafts_root: Path) -> None:
+        self.config = config
+        self.drafts_root = drafts_root
+        self.errors: dict[str, str] = {}
+
+    def __call__(self, incident_id: str, version: int) -> None:
+        folder = self.drafts_root / incident_id
+        draft = Draft.model_validate_json((folder / f"v{version}.json").read_bytes())
+        state_path = folder / "published.json"
+        state: dict[str, Any] = json.loads(state_path.read_text("utf-8")) if state_path.exists() else {}
+        filed: dict[str, str] = state.setdefault("follow_ups", {})
+        try:
+            self._announce(draft, version, state)
+            self._file(draft, incident_id, filed)
+        except ConnectorError as exc:  # drafting succeeded; publishing is retried with the next version
+            self.errors[incident_id] = str(exc)
+            state.setdefault("errors", []).append(f"v{version}: {exc}")
+        write_atomic(state_path, json.dumps(state, indent=2, sort_keys=True))
+
+    def _announce(self, draft: Draft, version: int, state: dict[str, Any]) -> None:
+        section = self.config.slack
+        if not section or state.get("posted_version") == version:
+            return
+        config = SlackConfig(token=_token(section, "slack"), **{k: v for k, v in section.items() if k in ("base_url",)})
+        link = f"{self.config.link_base}{draft.incident.id}" if self.config.link_base else None
+        with SlackConnector(config) as slack:
+            state["posted_ts"] = post_summary(slack, str(section["channel"]), draft, link)
+        state["posted_version"] = version
+
+    def _file(self, draft: Draft, incident_id: str, filed: dict[str, str]) -> None:
+        section = self.config.jira
+        if not section:
+            return
+        fields = {k: v for k, v in section.items() if k in ("base_url", "email")}
+        config = JiraConfig(token=_token(section, "jira"), **fields)
+        pending = draft.model_copy(
+            update={"action_items": [a for a in draft.action_items if a.description not in filed]}
+        )
+        incident_key = incident_id.removeprefix("jira-") if incident_id.startswith("jira-") else None
+        with JiraConnector(config) as jira:
+            report = create_follow_ups(jira, str(section["project"]), pending, incident_key)
+        created = iter(report.created)
+        for item in pending.action_items:
+            if item.description not in report.skipped:
+                filed[item.description] = next(created)

@@ -34,6 +34,7 @@ from pipeline.timeline import Timeline, build_timeline
 
 if TYPE_CHECKING:
     from pipeline.index import Index
+    from pipeline.publish import Publisher
     from pipeline.sweep import IncidentSource
 
 
@@ -189,3 +190,12 @@ def sweep_sources(settings: Settings) -> list[IncidentSource]:
 
         sources.extend(load_sources(settings.sources_path))
     return sources
+
+
+def make_publisher(settings: Settings) -> Publisher | None:
+    """The publisher configured in publish.yaml, if that file exists."""
+    if not settings.publish_path.is_file():
+        return None
+    from pipeline.publish import Publisher, load_publish_config
+
+    return Publisher(load_publish_config(settings.publish_path), settings.home / "drafts")

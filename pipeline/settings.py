@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     sources_file: Path | None = Field(
         None, description="YAML list of vendor connectors the sweep polls; default HOME/sources.yaml."
     )
+    publish_file: Path | None = Field(
+        None, description="YAML: Slack channel and Jira project drafts are published to; default HOME/publish.yaml."
+    )
 
     # similar-incident index
     chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store under HOME.")
@@ -84,6 +87,10 @@ class Settings(BaseSettings):
     @property
     def landing(self) -> Path:
         return self.landing_dir or self.home / "landing"
+
+    @property
+    def publish_path(self) -> Path:
+        return self.publish_file or self.home / "publish.yaml"
 
     @property
     def sources_path(self) -> Path:

@@ -87,3 +87,41 @@ def test_follow_ups_are_created_once_and_only_for_untracked_stated_work(draft: A
     for fields in fake.created:
         assert fields["project"] == {"key": "CHK"} and "postmortem-action" in fields["labels"]
         assert "INC-2041" in fields["labels"]
+
+
+def test_sweep_publishes_each_version_and_never_files_a_follow_up_twice(tmp_path: Path) -> None:
+    import shutil
+
+    from pipeline.service import make_publisher
+    from pipeline.sweep import LandingSource, sweep
+
+    home = tmp_path / "home"
+    landing = home / "landing"
+    landing.mkdir(parents=True)
+    shutil.copytree(SAMPLES / "checkout-bad-deploy", landing / "checkout-bad-deploy")
+    slack, jira = PublishingSlack(TOKEN), PublishingJira(TOKEN)
+    with vs.serve(slack) as slack_url, vs.serve(jira) as jira_url:
+        (home / "publish.yaml").write_text(
+            "link_base: https://wiki.example/pm/\n"
+            f"slack: {{token_env: PM_TEST_SLACK, channel: {vs.CHANNEL}, base_url: '{slack_url}/api'}}\n"
+            f"jira: {{token_env: PM_TEST_JIRA, base_url: '{jira_url}', email: {jira.email}, project: CHK}}\n"
+        )
+        env = pytest.MonkeyPatch()
+        env.setenv("PM_TEST_SLACK", TOKEN)
+        env.setenv("PM_TEST_JIRA", TOKEN)
+        try:
+            settings = Settings(home=home)
+            first = sweep(settings, [LandingSource(landing)], index=False, on_drafted=make_publisher(settings))
+            filed_once = len(jira.created)
+            # late data arrives: the bundle changes, the incident is re-drafted as v2
+            (landing / "checkout-bad-deploy" / "late-note.json").write_text(
+                (SAMPLES / "checkout-bad-deploy" / "pagerduty" / "evt-03.json").read_text()
+            )
+            second = sweep(settings, [LandingSource(landing)], index=False, on_drafted=make_publisher(settings))
+        finally:
+            env.undo()
+    assert first.drafted == ["INC-2041"] and filed_once >= 1
+    assert second.drafted == ["INC-2041"]  # changed inputs: v2
+    assert len(slack.posts) == 1 + len(second.drafted)  # one announcement per drafted version
+    assert len(jira.created) == filed_once  # the re-draft filed nothing again
+    assert "https://wiki.example/pm/INC-2041" in slack.posts[0]["text"]
