@@ -410,6 +410,9 @@ def _local_prefect_server() -> Iterator[None]:
 @app.command()
 def serve(
     cron: Annotated[str | None, typer.Option("--cron", help="Cron schedule (default POSTMORTEM_SWEEP_CRON).")] = None,
+    interval: Annotated[
+        int | None, typer.Option("--interval", min=1, help="Sweep every N seconds instead of a cron schedule.")
+    ] = None,
 ) -> None:
     """Serve the sweep flow on a schedule (Prefect flow.serve); Ctrl-C stops it. Uses PREFECT_API_URL, or starts
     a local Prefect server for the duration."""
@@ -418,9 +421,13 @@ def serve(
     with _local_prefect_server():
         from pipeline.flows import sweep_closed_incidents
 
+        if interval is not None:
+            out.print(f"sweeping {settings.landing} every {interval} s (Prefect deployment 'sweep'); Ctrl-C to stop")
+            sweep_closed_incidents.serve(name="sweep", interval=interval, limit=1)
+            return
         schedule = cron or settings.sweep_cron
         out.print(f"sweeping {settings.landing} on '{schedule}' (Prefect deployment 'sweep'); Ctrl-C to stop")
-        sweep_closed_incidents.serve(name="sweep", cron=schedule)
+        sweep_closed_incidents.serve(name="sweep", cron=schedule, limit=1)
 
 
 prompts_app = typer.Typer(no_args_is_help=True, help="Versioned prompt files.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State
 from pydantic import BaseModel, ConfigDict
@@ -23,7 +23,7 @@ from pipeline.eval_report import render_report
 from pipeline.evaluate import EvalPlan, evaluate_case, finish_run, prepare_run
 from pipeline.models import Draft, Metrics, ParseOutput, Source
 from pipeline.settings import get_settings
-from pipeline.sweep import SweepReport, sweep
+from pipeline.sweep import SweepBusyError, SweepReport, sweep
 from pipeline.timeline import Timeline
 
 
@@ -203,9 +203,13 @@ def run_evals(
 def sweep_task(use_index: bool) -> SweepReport:
     """One coarse task: the sweep holds its own lock and ledger, and isolates failures per incident."""
     settings = get_settings()
-    return sweep(
-        settings, service.sweep_sources(settings), index=use_index, on_drafted=service.make_publisher(settings)
-    )
+    try:
+        return sweep(
+            settings, service.sweep_sources(settings), index=use_index, on_drafted=service.make_publisher(settings)
+        )
+    except SweepBusyError as exc:  # a previous scheduled run is still going: this one has nothing to add
+        get_run_logger().info("skipped: %s", exc)
+        return SweepReport()
 
 
 @flow(name="sweep_closed_incidents")

@@ -71,3 +71,42 @@ def test_index_postmortems_flow_is_idempotent(prefect_harness: None) -> None:
     second = index_postmortems([str(REPO / "data" / "postmortems")])
     assert first.counts["added"] >= 30 and first.incidents == first.counts["added"]
     assert second.counts["added"] == 0 and second.counts["unchanged"] == first.counts["added"]
+
+
+@pytest.mark.flow
+def test_serve_runs_the_sweep_on_a_schedule(tmp_path: Path) -> None:
+    """`postmortem serve` as a user runs it: a local Prefect server, the sweep deployment on a short interval,
+    and a bundle dropped into the landing directory drafted by a scheduled run; Ctrl-C stops it cleanly."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import SAMPLES
+
+    home = tmp_path / "home"
+    (home / "landing").mkdir(parents=True)
+    shutil.copytree(SAMPLES / "auth-flag-rollout", home / "landing" / "auth-flag-rollout")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({"POSTMORTEM_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "serve", "--interval", "5"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    drafted = home / "drafts" / "INC-2077" / "v1.json"
+    try:
+        deadline = time.monotonic() + 240
+        while not drafted.exists() and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(1)
+        assert drafted.exists(), "no scheduled sweep drafted the landed bundle"
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            output, _ = server.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            output, _ = server.communicate()
+    assert "local Prefect server at http://127.0.0.1:" in output
+    assert "SweepBusyError" not in output  # overlapping scheduled runs are skipped, not failed
