@@ -18,22 +18,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar
 
 from pipeline.errors import ParseError
 from pipeline.models import EventKind, EventRow, ParseOutput, Source, event_id
 from pipeline.sources.base import (
     MAX_TEXT_CHARS,
-    MAX_TS_NS,
-    MIN_TS_NS,
     OutputBuilder,
     ParseContext,
     SourceDocument,
     clean_text,
-    iso_to_ns,
+    fast_iso_ns,
     normalise_signal,
     require_dict,
+    required_ts,
 )
 
 __all__ = [
@@ -72,33 +70,6 @@ def stripped_text(value: object) -> str:
     if type(value) is str and len(value) <= MAX_TEXT_CHARS and value.isascii():
         return value.strip()
     return clean_text(value).strip()
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_fromisoformat = datetime.fromisoformat
-
-
-def fast_iso_ns(value: object, default_tz: tzinfo) -> int | None:
-    """``iso_to_ns(value, default_tz)`` when it succeeds, else None (the caller then calls iso_to_ns for its error).
-
-    Same arithmetic without the float: for an aware datetime ``timestamp()`` is ``(dt - epoch).total_seconds()``,
-    whose floor is ``days * 86400 + seconds`` of that difference for every year in 2000..2099."""
-    if type(value) is not str:
-        return None
-    try:
-        parsed = _fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=default_tz)
-    if not 2000 <= parsed.year < 2100:
-        return None
-    try:
-        delta = parsed - _EPOCH
-    except TypeError:  # a tzinfo without an offset: iso_to_ns raises the same error
-        return None
-    ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + parsed.microsecond * 1000
-    return ns if MIN_TS_NS <= ns < MAX_TS_NS else None
 
 
 def is_alert_payload(data: object) -> bool:
@@ -165,13 +136,7 @@ def _timestamp(alert: Mapping[str, Any], key: str, ctx: ParseContext) -> int:
     value = alert.get(key)
     if value is None:
         raise ParseError(f"alert has no {key}")
-    ns = fast_iso_ns(value, ctx.default_tz)
-    if ns is not None:
-        return ns
-    try:
-        return iso_to_ns(value, ctx.default_tz)
-    except ParseError as exc:
-        raise ParseError(f"{key}: {exc}") from None
+    return required_ts(value, key, ctx)
 
 
 def _alert_text(base: str, labels: Mapping[str, str]) -> str:

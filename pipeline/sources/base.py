@@ -70,8 +70,39 @@ def _checked(ns: int, raw: object) -> int:
     return ns
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_fromisoformat = datetime.fromisoformat
+
+
+def fast_iso_ns(value: object, default_tz: tzinfo) -> int | None:
+    """``iso_to_ns(value, default_tz)`` when it succeeds, else None (the caller then calls iso_to_ns for its error).
+
+    Same arithmetic without the float: for an aware datetime ``timestamp()`` is ``(dt - epoch).total_seconds()``,
+    whose floor is ``days * 86400 + seconds`` of that difference for every year in 2000..2099."""
+    if type(value) is not str:
+        return None
+    try:
+        parsed = _fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=default_tz)
+    if not 2000 <= parsed.year < 2100:
+        return None
+    try:
+        delta = parsed - _EPOCH
+    except TypeError:  # a tzinfo without an offset: iso_to_ns raises the same error
+        return None
+    ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + parsed.microsecond * 1000
+    return ns if MIN_TS_NS <= ns < MAX_TS_NS else None
+
+
 def iso_to_ns(value: object, default_tz: tzinfo = UTC) -> int:
-    """ISO-8601 with 'Z', '+00:00' or '+0000' offsets, up to nanosecond fractions (truncated to µs)."""
+    """ISO-8601 with 'Z', '+00:00' or '+0000' offsets, up to nanosecond fractions (truncated to µs).
+    Well-formed values take the integer fast path; anything else gets a precise ParseError below."""
+    ns = fast_iso_ns(value, default_tz)
+    if ns is not None:
+        return ns
     if not isinstance(value, str) or not value:
         raise ParseError(f"timestamp is not a string: {str(value)[:40]!r}")
     try:

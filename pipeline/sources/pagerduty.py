@@ -40,16 +40,18 @@ from typing import Any, ClassVar, NamedTuple
 from pipeline.errors import ParseError
 from pipeline.models import EventKind, EventRow, ParseOutput, Source
 from pipeline.models import event_id as make_event_id
-from pipeline.sources.alertmanager import fast_iso_ns, stripped_text
+from pipeline.sources.alertmanager import stripped_text
 from pipeline.sources.base import (
     MAX_TEXT_CHARS,
     OutputBuilder,
     ParseContext,
     SourceDocument,
     clean_text,
+    fast_iso_ns,
     iso_to_ns,
     normalise_signal,
     require_dict,
+    required_ts,
 )
 
 REV_LOG, REV_REST, REV_WEBHOOK = 0, 1, 2
@@ -111,13 +113,7 @@ def _ts(record: Mapping[str, Any], key: str, ctx: ParseContext) -> int:
     value = record.get(key)
     if value is None:
         raise ParseError(f"missing timestamp {key!r}")
-    ns = fast_iso_ns(value, ctx.default_tz)
-    if ns is not None:
-        return ns
-    try:
-        return iso_to_ns(value, ctx.default_tz)
-    except ParseError as exc:
-        raise ParseError(f"{key}: {exc}") from None
+    return required_ts(value, key, ctx)
 
 
 def _norm_note(text: str) -> str:
