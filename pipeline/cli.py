@@ -77,11 +77,10 @@ def draft(
 
     loaded, result = draft_bundle(bundle, settings, make_drafter(settings, llm, base_url))
     if use_index:
-        from pipeline.service import open_index, related_teams, safe_name, with_related
+        from pipeline.service import open_index, safe_name, with_related
 
         index = open_index(settings, create=True)
-        if index.stats()["incidents"]:
-            result = with_related(result, index, related_teams(result, loaded.manifest.teams))
+        result = with_related(result, index, loaded.manifest.teams)
         index.index_draft(result, str(target / f"{safe_name(result.incident.id)}.md"), loaded.manifest.teams)
     files = write_draft(result, target)
     for name in loaded.unrecognised:

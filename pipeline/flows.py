@@ -88,8 +88,7 @@ def related_and_index_task(draft: Draft, teams: list[str], source: str) -> Draft
     """Add the past incidents most like this one (when the index has any), then index the new draft."""
     settings = get_settings()
     index = service.open_index(settings, create=True)
-    if index.stats()["incidents"]:
-        draft = service.with_related(draft, index, service.related_teams(draft, teams))
+    draft = service.with_related(draft, index, teams)
     index.index_draft(draft, source, teams)
     return draft
 

@@ -120,14 +120,12 @@ def open_index(settings: Settings, *, create: bool = False) -> Index:
     return Index(settings, make_embedder(settings), create=create)
 
 
-def related_teams(draft: Draft, manifest_teams: Sequence[str]) -> list[str]:
-    """Whose eyes a draft is for: a restricted draft may show its own teams' restricted past incidents; any
-    other draft shows only public and internal ones."""
-    return list(manifest_teams) if draft.incident.visibility == "restricted" else []
-
-
-def with_related(draft: Draft, index: Index, teams: Sequence[str], k: int = 3) -> Draft:
-    """The draft with its top past incidents from the index (none when the index is empty)."""
+def with_related(draft: Draft, index: Index, manifest_teams: Sequence[str], k: int = 3) -> Draft:
+    """The draft with its top past incidents from the index (unchanged when the index is empty). A restricted
+    draft may show its own teams' restricted past incidents; any other draft only public and internal ones."""
+    if not index.stats()["incidents"]:
+        return draft
+    teams = list(manifest_teams) if draft.incident.visibility == "restricted" else []
     hits = index.similar_to_draft(draft, k=k, teams=teams)
     related = [
         RelatedIncident(

@@ -452,9 +452,7 @@ class _Runner:
         latest_md = out_dir / "latest.md"
         teams = list(bundle.manifest.teams)
         if self.use_index:
-            index = self._index_handle()
-            if index.stats()["incidents"]:
-                draft = service.with_related(draft, index, service.related_teams(draft, teams))
+            draft = service.with_related(draft, self._index_handle(), teams)
         markdown, payload = render_markdown(draft), render_json(draft)
         version_md = out_dir / f"v{record.version}.md"
         version_json = out_dir / f"v{record.version}.json"
