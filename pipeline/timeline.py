@@ -52,7 +52,6 @@ class Timeline:
     frame: pd.DataFrame
     quarantine: list[Quarantined]
     stats: TimelineStats
-    exact_duplicate_ids: frozenset[str]
 
     @cached_property
     def known_ids(self) -> frozenset[str]:
@@ -114,7 +113,7 @@ def build_timeline(
         collapsed=collapsed,
         quarantined=len(quarantine),
     )
-    return Timeline(incident_id, frame, quarantine, stats, frozenset(exact_dupes))
+    return Timeline(incident_id, frame, quarantine, stats)
 
 
 # --- steps ---------------------------------------------------------------------------------------------
