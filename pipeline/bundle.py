@@ -28,7 +28,7 @@ from pipeline.sources.registry import all_parsers, recognise
 
 MANIFEST_NAMES = frozenset({"incident.yaml", "incident.yml"})
 # Files that describe a bundle rather than hold source records: never parsed, never reported as unrecognised.
-META_NAMES = MANIFEST_NAMES | {"gold.yaml", "gold.yml", "README.md", "readme.md"}
+META_NAMES = MANIFEST_NAMES | {"gold.yaml", "gold.yml", "README.md", "readme.md", "gathered.json"}
 MAX_MEMBER_BYTES = 512 * 1024 * 1024  # refuse zip members that would inflate beyond this
 _SKIP_PARTS = frozenset({"__MACOSX", ".git", ".DS_Store"})
 _JSON_START = (b"{", b"[")

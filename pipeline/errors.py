@@ -64,4 +64,13 @@ class PolicyError(PostmortemError):
 
 class ConnectorError(PostmortemError):
     """A vendor API could not be read: authentication refused (401/403), retries exhausted on 429/5xx or network
-    errors, or an answer in an unexpected shape. The message names the vendor and endpoint, never the token."""
+    errors, or an answer in an unexpected shape. The message names the vendor and endpoint, never the token.
+
+    ``status`` is the HTTP status when there was one; ``missing`` says the record itself is not there for this
+    token (404/410, Slack's ``channel_not_found``/``not_in_channel``) — asking again will not help, unlike a
+    timeout or a 5xx."""
+
+    def __init__(self, message: str, *, status: int | None = None, missing: bool = False) -> None:
+        self.status = status
+        self.missing = missing
+        super().__init__(message)

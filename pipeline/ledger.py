@@ -10,13 +10,16 @@ Tables
   drafter and prompt that wrote it, status (pending/drafted/failed), a short error, attempts, timestamps.
 * ``drafts`` — one row per written draft version (an audit trail; a version is recorded once).
 * ``sweep_state`` — per source, the start time of its last successful sweep (the ``closed_since`` cursor).
+* ``aliases`` — other tools' ids of an incident (``jira-INC-42`` for ``pagerduty-P1`` when the PagerDuty
+  incident links that ticket), so the same incident closing in a second tool re-gathers the first one's draft
+  instead of starting another. The first incident to claim an alias keeps it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +60,11 @@ CREATE TABLE IF NOT EXISTS drafts (
     json           TEXT NOT NULL,
     drafted_at     TEXT NOT NULL,
     PRIMARY KEY (incident_id, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    alias       TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    added_at    TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sweep_state (
     source          TEXT PRIMARY KEY,
@@ -327,6 +335,40 @@ class Ledger:
             )
             for r in rows
         ]
+
+    # --- aliases ------------------------------------------------------------------------------------------
+
+    def add_aliases(self, incident_id: str, aliases: Iterable[str]) -> list[str]:
+        """Record other ids of ``incident_id``; returns those newly claimed. An alias that is already another
+        incident's id or alias, or that names an incident of its own in the ledger, is left where it is."""
+        claimed: list[str] = []
+        now = _iso(_now())
+        with self._transaction() as conn:
+            for alias in aliases:
+                if alias == incident_id:
+                    continue
+                if conn.execute("SELECT 1 FROM incidents WHERE incident_id = ?", (alias,)).fetchone():
+                    continue
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO aliases (alias, incident_id, added_at) VALUES (?, ?, ?)",
+                    (alias, incident_id, now),
+                )
+                if cursor.rowcount:
+                    claimed.append(alias)
+        return claimed
+
+    def primary_of(self, incident_id: str) -> str:
+        """The incident an id belongs to: itself, unless it is a recorded alias of another."""
+        row = self._conn().execute("SELECT incident_id FROM aliases WHERE alias = ?", (incident_id,)).fetchone()
+        return str(row["incident_id"]) if row else incident_id
+
+    def aliases_of(self, incident_id: str) -> list[str]:
+        rows = (
+            self._conn()
+            .execute("SELECT alias FROM aliases WHERE incident_id = ? ORDER BY alias", (incident_id,))
+            .fetchall()
+        )
+        return [str(r["alias"]) for r in rows]
 
     # --- sweep state -------------------------------------------------------------------------------------
 

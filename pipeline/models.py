@@ -161,6 +161,10 @@ class IncidentManifest(_Frozen):
     teams: list[str] = Field(default_factory=list)
     channel: str | None = None
     timezone: str | None = Field(None, description="IANA zone for source timestamps that carry no offset.")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="This incident's ids in other tools, as the sweep names them (pagerduty-P1, jira-INC-42).",
+    )
     overrides: dict[MomentName, MomentOverride] = Field(default_factory=dict)
 
 

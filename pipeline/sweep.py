@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from pipeline.index import Index
 
 EPOCH = datetime.fromtimestamp(0, UTC)
+DEFAULT_RANK = 5  # a source's optional ``rank``: lower goes first within a sweep (see ``sweep``)
 _SKIP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".lock")
 _TMP_PREFIX = ".tmp-"
 
@@ -76,13 +77,14 @@ class ClosedIncident:
 @runtime_checkable
 class IncidentSource(Protocol):
     """Where closed incidents come from. ``snapshot`` returns the incident's bundle as relative path -> bytes;
-    its content hash identifies the inputs (same bytes, same draft)."""
+    its content hash identifies the inputs (same bytes, same draft). A top-level ``incident.yaml`` in it may
+    list ``aliases``: the incident's ids in other tools, which the ledger then maps onto this incident."""
 
     name: str
 
     def closed_since(self, since: datetime) -> list[ClosedIncident]: ...
 
-    def snapshot(self, ref: str) -> dict[str, bytes]: ...
+    def snapshot(self, incident: ClosedIncident) -> dict[str, bytes]: ...
 
 
 def _visible(rel: PurePosixPath | Path) -> bool:
@@ -120,7 +122,8 @@ class LandingSource:
                 found.append(ClosedIncident(_landing_id(entry), entry.name, closed_at, self.name))
         return found
 
-    def snapshot(self, ref: str) -> dict[str, bytes]:
+    def snapshot(self, incident: ClosedIncident) -> dict[str, bytes]:
+        ref = incident.ref
         entry = self.root / ref
         if PurePosixPath(ref).name != ref or not entry.exists():
             raise BundleError("landing bundle not found", entry)
@@ -282,6 +285,9 @@ class SweepReport(BaseModel):
     retried: int = 0
     exhausted: int = Field(0, description="Failed too often with the same inputs; left for a person.")
     drafted: list[str] = Field(default_factory=list)
+    linked: dict[str, str] = Field(
+        default_factory=dict, description="Closed records that are another incident's alias: alias -> incident."
+    )
     failures: dict[str, str] = Field(default_factory=dict)
     source_errors: dict[str, str] = Field(default_factory=dict)
     edits_kept: dict[str, list[str]] = Field(default_factory=dict, description="Sections of latest.md kept.")
@@ -334,23 +340,30 @@ def sweep(
                 report.source_errors[source.name] = short_error(exc)
                 continue
             listed.append((source.name, started))
-            for incident in closed:
+            for listed_incident in closed:
+                owner, incident = _primary(ledger, by_name, source, listed_incident, report)
                 current = work.get(incident.incident_id)
                 if current is None or incident.closed_at > current[1].closed_at:
-                    work[incident.incident_id] = (source, incident)
+                    work[incident.incident_id] = (owner, incident)
         retry_ids: set[str] = set()
         for record in ledger.due(max_attempts=max_attempts):
             retry_ids.add(record.incident_id)
-            owner = by_name.get(record.source)
-            if record.incident_id not in work and owner is not None:
+            retry_owner = by_name.get(record.source)
+            if record.incident_id not in work and retry_owner is not None:
                 closed_at = record.closed_at or record.first_seen_at
                 work[record.incident_id] = (
-                    owner,
-                    ClosedIncident(record.incident_id, record.ref, closed_at, owner.name),
+                    retry_owner,
+                    ClosedIncident(record.incident_id, record.ref, closed_at, retry_owner.name),
                 )
         runner = _Runner(settings, ledger, report, drafter_factory, index, max_attempts, retry_backoff_s)
-        for incident_id in sorted(work):
+        # Hubs first: a paging incident links its channel and ticket more often than the reverse, so it claims
+        # them (as aliases) before a ticket closed in the same sweep could become a second draft of one outage.
+        for incident_id in sorted(work, key=lambda i: (getattr(work[i][0], "rank", DEFAULT_RANK), i)):
             source, incident = work[incident_id]
+            primary = ledger.primary_of(incident_id)
+            if primary != incident_id:  # gathered by an incident drafted earlier in this sweep
+                report.linked[incident_id] = primary
+                continue
             if incident_id in retry_ids:
                 report.retried += 1
             outcome = runner.run(source, incident)
@@ -360,6 +373,38 @@ def sweep(
             ledger.record_sweep(name, started)
     report.wall_s = round(time.perf_counter() - began, 3)
     return report
+
+
+def _primary(
+    ledger: Ledger,
+    by_name: Mapping[str, IncidentSource],
+    source: IncidentSource,
+    incident: ClosedIncident,
+    report: SweepReport,
+) -> tuple[IncidentSource, ClosedIncident]:
+    """A closed record that an earlier gather recorded as another incident's alias is that incident: it is
+    gathered again (through the source and ref that own it, with its first closing time, so the snapshot window
+    stays put) instead of becoming a second draft of the same outage."""
+    primary = ledger.primary_of(incident.incident_id)
+    record = ledger.get(primary) if primary != incident.incident_id else None
+    owner = by_name.get(record.source) if record is not None else None
+    if record is None or owner is None:
+        return source, incident
+    report.linked[incident.incident_id] = primary
+    return owner, ClosedIncident(primary, record.ref, record.closed_at or incident.closed_at, owner.name)
+
+
+def manifest_aliases(files: Mapping[str, bytes]) -> list[str]:
+    """``aliases`` from a snapshot's top-level incident.yaml (absent or unreadable: none)."""
+    raw = files.get("incident.yaml") or files.get("incident.yml")
+    if raw is None:
+        return []
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return []  # the draft step reports a bad manifest
+    aliases = data.get("aliases") if isinstance(data, dict) else None
+    return [str(a) for a in aliases if isinstance(a, str | int)] if isinstance(aliases, list) else []
 
 
 class _Runner:
@@ -401,8 +446,9 @@ class _Runner:
         before = self.ledger.get(incident.incident_id)
         attempts = before.attempts if before else 0
         try:
-            files = source.snapshot(incident.ref)
+            files = source.snapshot(incident)
             digest = snapshot_hash(files)
+            self.ledger.add_aliases(incident.incident_id, manifest_aliases(files))
         except Exception as exc:  # noqa: BLE001 - one incident's failure must not stop the sweep
             self._fail(incident, exc, attempts)
             return None

@@ -77,11 +77,12 @@ class FlakySource:
     def will_fail(self, ref: str) -> bool:
         return random.Random(f"{self.seed}:{ref}").random() < self.rate
 
-    def snapshot(self, ref: str) -> dict[str, bytes]:
+    def snapshot(self, incident: ClosedIncident) -> dict[str, bytes]:
+        ref = incident.ref
         self.calls[ref] = self.calls.get(ref, 0) + 1
         if self.calls[ref] == 1 and self.will_fail(ref):
             raise ConnectionError(f"vendor API timed out fetching {ref}")
-        return self.inner.snapshot(ref)
+        return self.inner.snapshot(incident)
 
 
 class CountingFactory:
@@ -282,7 +283,7 @@ def test_a_source_that_cannot_list_keeps_its_cursor(tmp_path: Path) -> None:
         def closed_since(self, since: datetime) -> list[ClosedIncident]:
             raise TimeoutError("vendor unreachable")
 
-        def snapshot(self, ref: str) -> dict[str, bytes]:
+        def snapshot(self, incident: ClosedIncident) -> dict[str, bytes]:
             raise AssertionError("not called")
 
     landing, _ = _landing(tmp_path, 1)
@@ -306,8 +307,8 @@ def test_landing_ignores_partial_drops_and_reads_zips(tmp_path: Path) -> None:
     found = source.closed_since(datetime.fromtimestamp(0, UTC))
     assert [(c.incident_id, c.ref) for c in found] == [("INC-2150", "edge.zip")]
     assert source.closed_since(datetime.now(UTC).replace(year=2999)) == []
-    files = source.snapshot("edge.zip")
-    assert list(files) == ["edge.zip"] and snapshot_hash(files) == snapshot_hash(source.snapshot("edge.zip"))
+    files = source.snapshot(found[0])
+    assert list(files) == ["edge.zip"] and snapshot_hash(files) == snapshot_hash(source.snapshot(found[0]))
     settings = Settings(home=tmp_path / "home")
     report = sweep(settings, [source], drafter_factory=lambda s: FactsDrafter(), index=False)
     assert report.new == 1

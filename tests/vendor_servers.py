@@ -209,6 +209,7 @@ class FakeSlack(FakeVendor):
 # --- PagerDuty -----------------------------------------------------------------------------------------------
 
 PD_INCIDENT = "PINC0042"
+JIRA_KEY_FOR_LINKS = "INC-42"  # JIRA_KEY, named before the Jira section
 PD_API = "https://api.pagerduty.com"
 
 
@@ -303,8 +304,30 @@ PD_NOTES = [
 ]
 
 
+# A note an incident commander would add: the war room, the ticket, the status page, plus links the sweep must
+# not follow (another repository's issue, a channel the bot cannot see, a wiki page).
+GONE_CHANNEL = "C0GONE0001"
+PD_LINK_NOTE = {
+    "id": "PNOTE002",
+    "user": _pd_ref("user", "PUSR0001", "Dana Ortiz"),
+    "channel": {"summary": "The PagerDuty website or APIs"},
+    "content": (
+        f"War room: https://acme.slack.com/archives/{CHANNEL} (old room https://acme.slack.com/archives/{GONE_CHANNEL})."
+        f" Ticket <https://acme.atlassian.net/browse/{JIRA_KEY_FOR_LINKS}|{JIRA_KEY_FOR_LINKS}>, status page "
+        f"https://manage.statuspage.io/pages/pg0acme42/incidents/inc0checkout, runbook fix "
+        "https://github.com/acme/runbooks/issues/9, wiki https://acme.atlassian.net/wiki/spaces/SRE/pages/1"
+    ),
+    "created_at": iso(3),
+    "updated_at": iso(3),
+}
+
+
 class FakePagerDuty(FakeVendor):
     name = "pagerduty"
+
+    def __init__(self, token: str, notes: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(token)
+        self.notes = PD_NOTES if notes is None else notes
 
     def authorized(self, headers: Any) -> bool:
         return bool(headers.get("Authorization") == f"Token token={self.token}")
@@ -336,7 +359,7 @@ class FakePagerDuty(FakeVendor):
         if path == f"{prefix}/log_entries":
             return self._page("log_entries", _pd_log_entries(), query)
         if path == f"{prefix}/notes":
-            return 200, {}, {"notes": PD_NOTES}
+            return 200, {}, {"notes": self.notes}
         return _not_found()
 
 

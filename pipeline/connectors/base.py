@@ -166,13 +166,18 @@ class ApiClient:
                     return response
                 if status in (401, 403):
                     raise ConnectorError(
-                        f"{where}: authentication refused (HTTP {status}); check the {self.vendor} token and its scopes"
+                        f"{where}: authentication refused (HTTP {status}); check the {self.vendor} token and its scopes",
+                        status=status,
                     )
                 retryable = status == 429 or status >= 500
                 if not retryable:
-                    raise ConnectorError(f"{where}: HTTP {status} {_short_body(response)}")
+                    raise ConnectorError(
+                        f"{where}: HTTP {status} {_short_body(response)}", status=status, missing=status in (404, 410)
+                    )
                 if attempt >= self.config.max_retries:
-                    raise ConnectorError(f"{where}: HTTP {status} after {attempt + 1} attempts; giving up")
+                    raise ConnectorError(
+                        f"{where}: HTTP {status} after {attempt + 1} attempts; giving up", status=status
+                    )
                 hinted = retry_after_s(response.headers.get("Retry-After")) if status == 429 else None
                 wait = min(hinted, self.config.backoff_max_s) if hinted is not None else self._backoff(attempt)
                 log.warning("%s: HTTP %s, retrying in %.2fs", where, status, wait)

@@ -41,6 +41,8 @@ AUTH_ERRORS = frozenset(
         "no_permission",
     }
 )
+# The channel is not there for this token: asking again will not help (see ConnectorError.missing).
+MISSING_ERRORS = frozenset({"channel_not_found", "not_in_channel", "thread_not_found"})
 
 
 class SlackConfig(ConnectorConfig):
@@ -120,7 +122,7 @@ class SlackConnector(Connector):
         error = str(page.get("error", "unknown_error"))[:80]
         if error in AUTH_ERRORS:
             raise ConnectorError(f"slack: {method}: authentication refused ({error}); check the Slack token and scopes")
-        raise ConnectorError(f"slack: {method} failed: {error}")
+        raise ConnectorError(f"slack: {method} failed: {error}", missing=error in MISSING_ERRORS)
 
 
 def _ts(message: object) -> str:

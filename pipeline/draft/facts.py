@@ -92,7 +92,7 @@ def build_facts(manifest: IncidentManifest, timeline: Timeline, settings: Settin
     return FactsSheet(
         incident=DraftIncident(
             id=timeline.incident_id,
-            title=manifest.title or f"Incident {timeline.incident_id}",
+            title=manifest.title or _headline(events) or f"Incident {timeline.incident_id}",
             severity=manifest.severity,
             services=impact.services,
             visibility=manifest.visibility,
@@ -132,6 +132,22 @@ def _impact(
         severity=manifest.severity,
         evidence=evidence,
     )
+
+
+_HEADLINE_KINDS = (EventKind.PAGE_TRIGGERED, EventKind.TICKET_CREATED, EventKind.STATUS_UPDATE)
+HEADLINE_MAX_CHARS = 120
+_ACTION_PREFIX = re.compile(r"^(?:triggered|created|opened)\s*:\s*", re.IGNORECASE)
+
+
+def _headline(events: Sequence[Event]) -> str | None:
+    """A title for an incident whose manifest has none (a bundle gathered by the sweep): what the first page,
+    ticket or status-page update said, on one line."""
+    for kind in _HEADLINE_KINDS:
+        first = next((e for e in events if e.kind is kind and e.text.strip()), None)
+        if first is not None:
+            line = _ACTION_PREFIX.sub("", " ".join(first.text.split()))
+            return line if len(line) <= HEADLINE_MAX_CHARS else line[: HEADLINE_MAX_CHARS - 1] + "…"
+    return None
 
 
 def _detected_by(event: Event | None) -> str | None:
