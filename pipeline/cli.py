@@ -361,6 +361,32 @@ def sweep_cmd(
         raise typer.Exit(1)
 
 
+@app.command()
+def receive(
+    host: Annotated[str | None, typer.Option(help="Listen address (default POSTMORTEM_RECEIVER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default POSTMORTEM_RECEIVER_PORT, 9095).")] = None,
+) -> None:
+    """Receive Alertmanager webhooks (point a webhook_config's url here) and land each payload durably; the
+    sweep drafts every group that resolves. Ctrl-C stops it."""
+    from pipeline.receiver import ReceiverConfig, make_server
+
+    settings = get_settings()
+    config = ReceiverConfig(
+        host=host or settings.receiver_host,
+        port=settings.receiver_port if port is None else port,
+        landing=settings.alerts_landing,
+    )
+    server = make_server(config)
+    bound_port = server.server_address[1]
+    out.print(f"receiving Alertmanager webhooks on http://{config.host}:{bound_port}/ into {config.landing}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @contextmanager
 def _local_prefect_server() -> Iterator[None]:
     """Schedules need a Prefect server with its scheduler (the ephemeral one has none): use PREFECT_API_URL when

@@ -11,9 +11,10 @@ from typing import Any, Protocol
 import yaml
 from pydantic import SecretStr, ValidationError
 
+from pipeline.alert_groups import AlertGroupSource
 from pipeline.connectors.base import ClosedIncident as VendorIncident
 from pipeline.errors import ConfigError
-from pipeline.gather import Gatherer, GatherPolicy, SnapshotConnector
+from pipeline.gather import Gatherer, GatherPolicy, Readable, SnapshotConnector
 from pipeline.sweep import ClosedIncident
 
 
@@ -68,7 +69,7 @@ def _vendors() -> dict[str, tuple[type[Any], type[Any]]]:
     }
 
 
-def load_sources(path: Path) -> list[ConnectorSource]:
+def load_sources(path: Path, alert_groups: AlertGroupSource | None = None) -> list[ConnectorSource]:
     """Connectors the sweep polls, and how it gathers each incident, from YAML such as::
 
         sources:
@@ -84,7 +85,8 @@ def load_sources(path: Path) -> list[ConnectorSource]:
           hops: 1
           max_linked: 8
 
-    A bare list is the ``sources`` list with the default gathering. Other keys of an entry are the vendor's
+    A bare list is the ``sources`` list with the default gathering. ``alert_groups``, when given, lets a paging
+    incident gather the Alertmanager episode that triggered it. Other keys of an entry are the vendor's
     connector settings (base_url, page_size, jql, page_id, ...)."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or []
@@ -106,7 +108,7 @@ def load_sources(path: Path) -> list[ConnectorSource]:
         raise ConfigError(f"{path} gather: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     named = [(entry.get("name") if isinstance(entry, dict) else None, _connector(path, n, entry)) for n, entry in
              enumerate(entries, start=1)]  # fmt: skip
-    connectors: dict[str, SnapshotConnector] = {}
+    connectors: dict[str, Readable] = {"alertmanager": alert_groups} if alert_groups is not None else {}
     for _, connector in named:
         connectors.setdefault(connector.vendor, connector)
     gatherer = Gatherer(connectors, policy)

@@ -30,6 +30,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.alert_groups import AlertGroupSource
 from pipeline.connectors.github import GitHubConnector
 from pipeline.connectors.slack import SlackConnector
 from pipeline.errors import ConnectorError
@@ -64,10 +65,13 @@ class SnapshotConnector(Protocol):
     def snapshot(self, ref: str) -> dict[str, bytes]: ...
 
 
+Readable = SnapshotConnector | AlertGroupSource  # the landed Alertmanager groups are read like a connector
+
+
 class Gatherer:
     """Snapshots an incident and the records it links to, with one connector per vendor."""
 
-    def __init__(self, connectors: Mapping[str, SnapshotConnector], policy: GatherPolicy | None = None) -> None:
+    def __init__(self, connectors: Mapping[str, Readable], policy: GatherPolicy | None = None) -> None:
         self.connectors = dict(connectors)
         self.policy = policy or GatherPolicy()
 
@@ -78,13 +82,14 @@ class Gatherer:
         primary = LinkRef(vendor, ref)
         files: dict[str, bytes] = {}
         gathered: list[dict[str, Any]] = []
+        aliases: set[str] = set()
         skipped: list[dict[str, Any]] = []
         seen = {primary}
         queue: deque[tuple[LinkRef, int, str | None]] = deque([(primary, 0, None)])
         while queue:
             link, depth, via = queue.popleft()
             try:
-                part = self._snapshot(link, closed_at)
+                alias, part = self._snapshot(link, closed_at)
             except ConnectorError as exc:
                 if link == primary or not exc.missing:
                     raise
@@ -92,6 +97,7 @@ class Gatherer:
                 continue
             files.update(part)
             gathered.append({**_note(link, via), "files": sorted(part)})
+            aliases.add(alias)
             if not policy.follow_links or depth >= policy.hops or link.vendor in policy.never_follow_from:
                 continue
             for found in find_links(part, policy.link_hosts):
@@ -104,20 +110,30 @@ class Gatherer:
                     skipped.append(_note(found, link.incident_id, reason))
                 else:
                     queue.append((target, depth + 1, link.incident_id))
-        aliases = sorted({LinkRef(g["vendor"], g["ref"]).incident_id for g in gathered} - {incident_id})
-        manifest = {"id": incident_id, **({"aliases": aliases} if aliases else {})}
+        others = sorted(aliases - {incident_id})
+        manifest = {"id": incident_id, **({"aliases": others} if others else {})}
         files[MANIFEST] = yaml.safe_dump(manifest, sort_keys=False).encode("utf-8")
         report = {"incident_id": incident_id, "gathered": gathered, "not_followed": skipped}
         files[REPORT] = orjson.dumps(report, option=orjson.OPT_INDENT_2)
         return files
 
-    def _snapshot(self, link: LinkRef, closed_at: datetime | None) -> dict[str, bytes]:
+    def _snapshot(self, link: LinkRef, closed_at: datetime | None) -> tuple[str, dict[str, bytes]]:
+        """The record's files, and the id the sweep knows it by."""
         connector = self.connectors[link.vendor]
+        if isinstance(connector, AlertGroupSource):
+            episode = connector.episode_near(link.ref, closed_at)
+            if episode is None:
+                raise ConnectorError(f"alertmanager: group {link.ref} has not landed here", missing=True)
+            files = connector.episode_files(episode)
+            files.pop("incident.yaml", None)
+            return episode.incident_id, files
         if isinstance(connector, SlackConnector) and closed_at is not None:
-            return connector.snapshot(
-                link.ref, oldest=closed_at - self.policy.slack_lookback, latest=closed_at + self.policy.slack_lookahead
-            )
-        return connector.snapshot(link.ref)
+            window = {
+                "oldest": closed_at - self.policy.slack_lookback,
+                "latest": closed_at + self.policy.slack_lookahead,
+            }
+            return link.incident_id, connector.snapshot(link.ref, **window)
+        return link.incident_id, connector.snapshot(link.ref)
 
     def _resolve(self, link: LinkRef) -> LinkRef:
         """A GitHub link (``owner/repo#n``) in the configured repository becomes that connector's ref (``n``)."""

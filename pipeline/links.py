@@ -17,6 +17,10 @@ statuspage  ``https://manage.statuspage.io/pages/<page>/incidents/<id>``,      i
             ``https://<page>.statuspage.io/incidents/<id>``
 =========== ================================================================ ==================================
 
+One link is not a URL: a PagerDuty incident that Alertmanager triggered carries ``"incident_key"`` = sha256
+hex of the Alertmanager group key (Alertmanager's dedup key), whose first 16 digits name the group's folder in
+the receiver's landing store: vendor ``alertmanager``, ref those 16 digits.
+
 Pure functions over bytes: no network, no vendor connector imported.
 """
 
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 _URL = re.compile(rb"https?://[^\s\"'<>|\\)\]}`]+")
+_ALERTMANAGER_KEY = re.compile(rb'"incident_key"\s*:\s*"([0-9a-f]{64})"')
 
 
 @dataclass(frozen=True, order=True)
@@ -116,4 +121,6 @@ def find_links(
             link = parse_link(url, extra_hosts)
             if link is not None and link not in found:
                 found[link] = name
+        for key in _ALERTMANAGER_KEY.finditer(raw):
+            found.setdefault(LinkRef("alertmanager", key.group(1)[:16].decode("ascii")), name)
     return found

@@ -11,7 +11,9 @@ Answers: ``200 {"stored": "<group>/<file>"}``; ``400`` for a body that is not a 
 missing or oversized body; ``500`` when the write fails (Alertmanager then retries); ``GET /-/healthy`` → ``200``.
 
 stdlib ``http.server`` (threaded) rather than an ASGI app: one endpoint, blocking fsync per request, no extra
-moving parts; ``ReceiverConfig`` holds host/port/landing/max body. Run: ``serve(ReceiverConfig(...))``.
+moving parts; ``ReceiverConfig`` holds host/port/landing/max body. Run: ``postmortem receive``, or
+``make_server(ReceiverConfig(...)).serve_forever()``. ``pipeline.alert_groups`` turns the landed groups into
+incidents for the sweep.
 """
 
 from __future__ import annotations
@@ -148,14 +150,3 @@ def make_server(config: ReceiverConfig) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((config.host, config.port), handler)
     server.daemon_threads = True
     return server
-
-
-def serve(config: ReceiverConfig) -> None:
-    """Serve until interrupted."""
-    server = make_server(config)
-    host, port = server.server_address[:2]
-    log.info("receiver: listening on %s:%s, landing in %s", host, port, config.landing)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()

@@ -179,14 +179,17 @@ def safe_name(incident_id: str) -> str:
 
 
 def sweep_sources(settings: Settings) -> list[IncidentSource]:
-    """The landing directory, plus the vendor connectors in sources.yaml when that file exists."""
+    """The landing directory, the Alertmanager groups `postmortem receive` landed, and the vendor connectors in
+    sources.yaml when that file exists."""
+    from pipeline.alert_groups import AlertGroupSource
     from pipeline.sweep import LandingSource
 
-    sources: list[IncidentSource] = [LandingSource(settings.landing)]
+    alert_groups = AlertGroupSource(settings.alerts_landing)
+    sources: list[IncidentSource] = [LandingSource(settings.landing), alert_groups]
     if settings.sources_path.is_file():
         from pipeline.connector_source import load_sources
 
-        sources.extend(load_sources(settings.sources_path))
+        sources.extend(load_sources(settings.sources_path, alert_groups))
     return sources
 
 

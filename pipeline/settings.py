@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     landing_dir: Path | None = Field(
         None, description="Bundles dropped here are closed incidents; default HOME/landing."
     )
+    alerts_landing_dir: Path | None = Field(
+        None, description="Where `postmortem receive` lands Alertmanager webhooks; default HOME/alertmanager."
+    )
+    receiver_host: str = Field("127.0.0.1", description="Address `postmortem receive` listens on.")
+    receiver_port: int = Field(9095, ge=0, le=65535)
     sources_file: Path | None = Field(
         None, description="YAML list of vendor connectors the sweep polls; default HOME/sources.yaml."
     )
@@ -87,6 +92,10 @@ class Settings(BaseSettings):
     @property
     def landing(self) -> Path:
         return self.landing_dir or self.home / "landing"
+
+    @property
+    def alerts_landing(self) -> Path:
+        return self.alerts_landing_dir or self.home / "alertmanager"
 
     @property
     def publish_path(self) -> Path:

@@ -325,9 +325,10 @@ PD_LINK_NOTE = {
 class FakePagerDuty(FakeVendor):
     name = "pagerduty"
 
-    def __init__(self, token: str, notes: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, token: str, notes: list[dict[str, Any]] | None = None, incident_key: str | None = None) -> None:
         super().__init__(token)
         self.notes = PD_NOTES if notes is None else notes
+        self.incident_key = incident_key  # e.g. Alertmanager's sha256 of the group key that triggered it
 
     def authorized(self, headers: Any) -> bool:
         return bool(headers.get("Authorization") == f"Token token={self.token}")
@@ -355,7 +356,10 @@ class FakePagerDuty(FakeVendor):
             return self._page("incidents", chosen, query)
         prefix = f"/incidents/{PD_INCIDENT}"
         if path == prefix:
-            return 200, {}, {"incident": next(i for i in PD_INCIDENTS if i["id"] == PD_INCIDENT)}
+            incident = next(i for i in PD_INCIDENTS if i["id"] == PD_INCIDENT)
+            if self.incident_key is not None:
+                incident = {**incident, "incident_key": self.incident_key}
+            return 200, {}, {"incident": incident}
         if path == f"{prefix}/log_entries":
             return self._page("log_entries", _pd_log_entries(), query)
         if path == f"{prefix}/notes":
