@@ -157,11 +157,12 @@ def test_opsgenie_follows_paging_next(opsgenie: tuple[vs.FakeOpsgenie, OpsgenieC
     assert closed[-1].closed_at == vs.at(41)
     assert _calls(fake, "/v2/alerts") == 2
     files = connector.snapshot(vs.OG_ALERT)
-    logs = _json(files, f"opsgenie/{vs.OG_ALERT}/rest/logs.json")
-    assert len(logs["data"]) == 4 and "next" not in logs["paging"]
+    assert sorted(files) == [f"opsgenie/{vs.OG_ALERT}/{n}.json" for n in ("alert", "logs", "notes")]  # raw only
+    assert _json(files, f"opsgenie/{vs.OG_ALERT}/alert.json")["data"]["id"] == vs.OG_ALERT
+    logs = _json(files, f"opsgenie/{vs.OG_ALERT}/logs.json")
+    assert logs["data"] == vs.OG_LOGS and "next" not in logs["paging"]
     assert _calls(fake, f"/v2/alerts/{vs.OG_ALERT}/logs") == 2
-    hooks = _json(files, f"opsgenie/{vs.OG_ALERT}/webhooks.json")
-    assert [h["action"] for h in hooks] == ["Create", "Acknowledge", "AddNote", "Close"]
+    assert _json(files, f"opsgenie/{vs.OG_ALERT}/notes.json")["data"] == vs.OG_NOTES
 
 
 def test_jira_search_and_start_at_pages(jira: tuple[vs.FakeJira, JiraConnector]) -> None:
@@ -358,15 +359,23 @@ def test_snapshot_bundle_loads_and_drafts(
         Source.STATUSPAGE,
     }
     assert not bundle.quarantined
-    # raw Opsgenie REST responses are kept but not (yet) parsed
-    assert sorted(bundle.unrecognised) == sorted(
-        f"opsgenie/{vs.OG_ALERT}/rest/{n}.json" for n in ("alert", "logs", "notes")
-    )
+    assert bundle.unrecognised == []  # the raw Opsgenie REST responses are parsed
+    assert sorted(d.path for d in bundle.documents[Source.OPSGENIE]) == [
+        f"opsgenie/{vs.OG_ALERT}/{n}.json" for n in ("alert", "logs", "notes")
+    ]
 
     _, draft = draft_bundle(bundle_dir, Settings(home=tmp_path / "home"))
     assert draft.incident.id == "INC-42"
     sources = {event.source for event in draft.timeline}
     assert {"slack", "pagerduty", "jira", "github", "statuspage", "opsgenie"} <= {str(s) for s in sources}
+    opsgenie_entries = [e for e in draft.timeline if e.source == Source.OPSGENIE]
+    assert [(e.kind, e.at, e.provenance.file.rsplit("/", 1)[-1]) for e in opsgenie_entries] == [
+        ("page_triggered", vs.at(0.5), "alert.json"),  # the alert response wins over its "created" log
+        ("acknowledged", vs.at(3.5), "logs.json"),  # the log wins over report.ackTime
+        ("note", vs.at(15), "notes.json"),  # the note's text wins over the "Added note" log
+        ("incident_resolved", vs.at(41), "logs.json"),
+    ]
+    assert opsgenie_entries[2].text == "Rolled back to v3.1.9"
     moments = draft.key_moments
     assert moments.detected.at is not None and moments.resolved.at is not None
     assert moments.started.at == vs.at(-10)  # the deploy bot's production deploy

@@ -65,6 +65,7 @@ def pd_docs(*names: str) -> list[SourceDocument]:
 
 WEBHOOKS = tuple(f"webhooks/{name}.json" for name in ("01_triggered", "02_acknowledged", "03_annotated", "04_resolved"))
 OPSGENIE = ("01_create.json", "02_acknowledge.json", "03_addnote.json", "04_close.json")
+OPSGENIE_REST = ("rest/alert.json", "rest/logs.json", "rest/notes.json")  # more in test_sources_opsgenie_rest.py
 
 
 # --- Alertmanager --------------------------------------------------------------------------------------------
@@ -471,7 +472,7 @@ OWN_DOCS: dict[str, list[str]] = {
     "AlertmanagerParser": ["alertmanager/firing_group.json", "alertmanager/resolved_group.json"],
     "PagerDutyParser": [f"pagerduty/{name}" for name in WEBHOOKS]
     + ["pagerduty/rest/incident.json", "pagerduty/rest/log_entries.json", "pagerduty/rest/notes.json"],
-    "OpsgenieParser": [f"opsgenie/{name}" for name in OPSGENIE],
+    "OpsgenieParser": [f"opsgenie/{name}" for name in (*OPSGENIE, *OPSGENIE_REST)],
 }
 
 
@@ -522,6 +523,10 @@ def test_sniff_grafana_and_alertmanager_both_ways() -> None:
         {"action": "created", "alert": {"number": 3, "state": "open"}},  # GitHub code-scanning webhook
         {"issue": {"key": "OPS-1"}, "webhookEvent": "jira:issue_updated"},
         [{"type": "message", "ts": "1741995040.118209", "text": "hi"}],
+        {"data": []},  # no Opsgenie response envelope
+        {"data": {"id": "x", "type": "incident"}},
+        {"data": [{"id": "1", "type": "users", "attributes": {}}]},  # JSON:API
+        {"data": [{"log": "Alert created"}]},  # neither createdAt nor offset
     ],
 )
 def test_sniffs_reject_foreign_shapes(data: Any) -> None:

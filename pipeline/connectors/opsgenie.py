@@ -6,15 +6,9 @@ Endpoints: ``GET /v2/alerts?query=status:closed AND updatedAt>=<epoch ms>`` (off
 Auth header ``Authorization: GenieKey …``. httpx directly, not opsgenie-sdk: the snapshot must be the raw
 response documents (see ``pipeline.connectors.base``).
 
-Snapshot of alert ``<id>``:
-
-* ``opsgenie/<id>/rest/alert.json``, ``…/logs.json``, ``…/notes.json`` — the raw responses (pages merged). Today's
-  ``pipeline.sources.opsgenie`` reads only webhook deliveries, so ``load_bundle`` lists these as unrecognised
-  (kept for provenance and for a future REST parser);
-* ``opsgenie/<id>/webhooks.json`` — the same facts in the outgoing-webhook shape the parser reads, one delivery
-  per action: ``Create`` at ``createdAt``; ``Acknowledge``/``Close`` at ``createdAt + report.ackTime/closeTime``
-  by ``report.acknowledgedBy/closedBy``; ``AddNote`` per note. ``integrationName`` says they were derived from
-  the REST API, not delivered by Opsgenie.
+Snapshot of alert ``<id>``: ``opsgenie/<id>/alert.json``, ``…/logs.json`` and ``…/notes.json`` — the raw responses
+(pages merged, ``paging.next`` dropped). ``pipeline.sources.opsgenie`` reads them as they are; the logs and notes do
+not name their alert, so they stay in one folder with the alert response, which is how the parser pairs them.
 """
 
 from __future__ import annotations
@@ -35,10 +29,7 @@ from pipeline.connectors.base import (
     parse_time,
     require,
 )
-from pipeline.errors import ConnectorError
 from pipeline.models import Source
-
-DERIVED = "postmortem-pipeline (derived from Opsgenie REST API)"
 
 
 class OpsgenieConfig(ConnectorConfig):
@@ -84,14 +75,13 @@ class OpsgenieConnector(Connector):
     def snapshot(self, ref: str) -> dict[str, bytes]:
         where = f"opsgenie: GET /v2/alerts/{ref}"
         alert_doc = self.client.get_json(f"/v2/alerts/{ref}", {"identifierType": "id"})
-        alert = require(alert_doc, "data", dict, where)
+        require(alert_doc, "data", dict, where)
         logs = self._paged(f"/v2/alerts/{ref}/logs", {"identifierType": "id", "direction": "next"})
         notes = self._paged(f"/v2/alerts/{ref}/notes", {"identifierType": "id", "direction": "next"})
         return {
-            f"opsgenie/{ref}/rest/alert.json": dump(alert_doc),
-            f"opsgenie/{ref}/rest/logs.json": dump(logs),
-            f"opsgenie/{ref}/rest/notes.json": dump(notes),
-            f"opsgenie/{ref}/webhooks.json": dump(as_webhooks(alert, notes["data"])),
+            f"opsgenie/{ref}/alert.json": dump(alert_doc),
+            f"opsgenie/{ref}/logs.json": dump(logs),
+            f"opsgenie/{ref}/notes.json": dump(notes),
         }
 
     def _paged(self, path: str, params: dict[str, str | int]) -> dict[str, Any]:
@@ -127,46 +117,3 @@ def _closed_at(alert: dict[str, Any]) -> datetime | None:
     if alert.get("status") == "closed":
         return parse_time(alert.get("updatedAt"))
     return None
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def as_webhooks(alert: dict[str, Any], notes: list[Any]) -> list[dict[str, Any]]:
-    """The alert's lifecycle as outgoing-webhook deliveries (the shape ``pipeline.sources.opsgenie`` reads)."""
-    created = parse_time(alert.get("createdAt"))
-    if created is None or not isinstance(alert.get("id"), str):
-        raise ConnectorError("opsgenie: alert has no id or createdAt")
-    base = {
-        "alertId": alert["id"],
-        "message": alert.get("message", ""),
-        "tinyId": str(alert.get("tinyId", "")),
-        "alias": alert.get("alias"),
-        "tags": alert.get("tags", []),
-        "entity": alert.get("entity", ""),
-        "priority": alert.get("priority"),
-        "source": alert.get("source"),
-        "createdAt": _ms(created),
-    }
-    integration = alert.get("integration")
-    source = {"name": integration.get("name", "") if isinstance(integration, dict) else "", "type": "API"}
-
-    def delivery(action: str, at: datetime, user: object, **extra: object) -> dict[str, Any]:
-        body = {**base, "updatedAt": _ms(at), **extra}
-        if isinstance(user, str) and user:
-            body["username"] = user
-        return {"action": action, "alert": body, "source": source, "integrationName": DERIVED}
-
-    deliveries = [delivery("Create", created, alert.get("owner") or alert.get("source"))]
-    raw_report = alert.get("report")
-    report: dict[str, Any] = raw_report if isinstance(raw_report, dict) else {}
-    for action, key, who in (("Acknowledge", "ackTime", "acknowledgedBy"), ("Close", "closeTime", "closedBy")):
-        if isinstance(report.get(key), int):
-            deliveries.append(delivery(action, created + timedelta(milliseconds=report[key]), report.get(who)))
-    for note in notes:
-        at = parse_time(note.get("createdAt")) if isinstance(note, dict) else None
-        if at is not None and isinstance(note, dict):
-            deliveries.append(delivery("AddNote", at, note.get("owner"), note=str(note.get("note", ""))))
-    deliveries.sort(key=lambda d: int(d["alert"]["updatedAt"]))
-    return deliveries

@@ -1,24 +1,26 @@
-"""Opsgenie outgoing-webhook alert actions.
+"""Opsgenie: outgoing-webhook alert actions here, Alert API v2 responses in ``pipeline.sources.opsgenie_rest``.
 
-Payload: ``{action, alert: {alertId, message, tinyId, alias, tags, entity, priority, username, note,
+There is one parser per source, so ``OpsgenieParser`` sniffs both forms and hands REST responses (``{"data":
+...}`` of GET /v2/alerts, /v2/alerts/{id}, …/logs, …/notes) to the REST module.
+
+Webhook payload: ``{action, alert: {alertId, message, tinyId, alias, tags, entity, priority, username, note,
 createdAt (epoch ms), updatedAt (epoch ns)}, source: {name, type}, integrationName, ...}`` — one document per
 delivery, or a JSON array of deliveries.
 
-``Create`` becomes ``PAGE_TRIGGERED`` at ``createdAt`` with native id ``alert:<alertId>:created``; every other
-action happens at ``updatedAt`` and gets ``alert:<alertId>:<action>:<updatedAt ns>``, so a re-delivered
-webhook lands on the same event.
+``Create`` becomes ``PAGE_TRIGGERED`` at ``createdAt`` with native id ``alert:<alertId>:created`` (the id the REST
+alert's creation gets too); every other action happens at ``updatedAt`` and gets
+``alert:<alertId>:<action>:<updatedAt ns>``, so a re-delivered webhook lands on the same event.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 from pipeline.errors import ParseError
 from pipeline.models import EventKind, EventRow, ParseOutput, Source, event_id
+from pipeline.sources import opsgenie_rest
 from pipeline.sources.base import (
-    MAX_TEXT_CHARS,
     OutputBuilder,
     ParseContext,
     SourceDocument,
@@ -27,6 +29,7 @@ from pipeline.sources.base import (
     normalise_signal,
     require_dict,
 )
+from pipeline.sources.opsgenie_fields import alert_priority, alert_service, alert_tags, short_str
 
 ACTION_KINDS: dict[str, EventKind] = {
     "Create": EventKind.PAGE_TRIGGERED,
@@ -48,24 +51,6 @@ ACTION_WORDS = {
     "UnAcknowledge": "Unacknowledged",
     "Delete": "Deleted",
 }
-MAX_TAGS = 20
-_SERVICE_TAG = re.compile(r"^(?:service|svc|app|component)\s*[:=]\s*(\S.*)$", re.IGNORECASE)
-_SERVICE_NAME_TAG = re.compile(r"^[a-z0-9][a-z0-9_.-]*-(?:api|service|svc|web|worker|db)$", re.IGNORECASE)
-_PRIORITY = re.compile(r"^P?([1-5])$", re.IGNORECASE)
-
-
-def _s(value: object, limit: int = 256) -> str | None:
-    """A short, JSON-safe string, or None."""
-    if type(value) is str and len(value) <= limit <= MAX_TEXT_CHARS and value.isascii():
-        return value.strip() or None  # clean_text returns it unchanged, and the cuts below cannot shorten it
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = clean_text(value[: limit * 2]).strip()
-    return text[:limit] or None
 
 
 def _is_payload(data: object) -> bool:
@@ -73,39 +58,6 @@ def _is_payload(data: object) -> bool:
         return False
     alert = data.get("alert")
     return isinstance(data.get("action"), str) and isinstance(alert, dict) and "alertId" in alert
-
-
-# Every text _PRIORITY matches, with its result: "1".."5", "p1".."p5", "P1".."P5" (a stripped text cannot end in
-# the newline that "$" would also accept).
-_PRIORITIES = {f"{prefix}{digit}": f"P{digit}" for prefix in ("", "p", "P") for digit in "12345"}
-
-
-def _priority(value: object) -> str | None:
-    text = _s(value, 8)
-    if text is not None and text in _PRIORITIES:
-        return _PRIORITIES[text]
-    match = _PRIORITY.match(text) if text else None
-    return f"P{match.group(1)}" if match else None
-
-
-def _tags(value: object) -> list[str]:
-    if not isinstance(value, list):
-        return []
-    return [tag for item in value[:MAX_TAGS] if (tag := _s(item, 128))]
-
-
-def _service(alert: Mapping[str, Any], tags: Sequence[str]) -> str | None:
-    entity = _s(alert.get("entity"))
-    if entity:
-        return entity
-    for tag in tags:
-        # ":" or "=" (resp. "-") is required by the pattern: the regex need not run on a tag without it
-        match = _SERVICE_TAG.match(tag) if ":" in tag or "=" in tag else None
-        if match:
-            return match.group(1).strip()
-        if "-" in tag and _SERVICE_NAME_TAG.match(tag):
-            return tag
-    return None
 
 
 # ACTION_KINDS with the kinds' string values (an enum's .value is a property lookup per call)
@@ -117,20 +69,20 @@ _new_row = tuple.__new__  # EventRow without its Python-level __new__ (same inst
 def _row(payload: object, source_value: str, file: str, position: str) -> EventRow:
     """One delivery as an EventRow (what OutputBuilder.add would append); raises ParseError on a bad one."""
     envelope = require_dict(payload, "webhook payload")
-    action = _s(envelope.get("action"), 64)
+    action = short_str(envelope.get("action"), 64)
     if action is None:
         raise ParseError("missing or non-string field 'action'")
     alert = require_dict(envelope.get("alert"), "alert")
-    alert_id = _s(alert.get("alertId"), 128)
+    alert_id = short_str(alert.get("alertId"), 128)
     if alert_id is None:
         raise ParseError("missing or non-string field 'alertId'")
     message = clean_text(alert.get("message")).strip()
-    tiny_id = _s(alert.get("tinyId"), 32)
+    tiny_id = short_str(alert.get("tinyId"), 32)
     label = message or (f"alert #{tiny_id}" if tiny_id else f"alert {alert_id}")
     source = envelope.get("source")
-    actor = _s(alert.get("username")) or (_s(source.get("name")) if isinstance(source, dict) else None)
-    tags = _tags(alert.get("tags"))
-    priority = _priority(alert.get("priority"))
+    actor = short_str(alert.get("username")) or (short_str(source.get("name")) if isinstance(source, dict) else None)
+    tags = alert_tags(alert.get("tags"))
+    priority = alert_priority(alert.get("priority"))
     kind = _KIND_VALUES.get(action, _SYSTEM)
 
     field = "createdAt" if action == "Create" else "updatedAt"
@@ -149,19 +101,19 @@ def _row(payload: object, source_value: str, file: str, position: str) -> EventR
         text = f"{ACTION_WORDS.get(action, action)}: {label}"
     if action == "AddNote":
         text = clean_text(alert.get("note")).strip() or f"Note added: {label}"
-    elif action in ("AssignOwnership", "TakeOwnership") and (owner := _s(alert.get("owner"))):
+    elif action in ("AssignOwnership", "TakeOwnership") and (owner := short_str(alert.get("owner"))):
         text += f" → {owner}"
 
-    service = _service(alert, tags)
+    service = alert_service(alert, tags)
     signal = normalise_signal(message) if action == "Create" else None
     attrs = {
         "alert_id": alert_id,
         "tiny_id": tiny_id,
-        "alias": _s(alert.get("alias")),
+        "alias": short_str(alert.get("alias")),
         "action": action,
         "priority": priority,
         "tags": tags,
-        "integration": _s(envelope.get("integrationName")),
+        "integration": short_str(envelope.get("integrationName")),
     }
     # (id, source, native_id, ts_ns, kind, actor, text, service, severity, thread_id, url, file, position, signal,
     #  revision, attrs)
@@ -190,7 +142,7 @@ def _row(payload: object, source_value: str, file: str, position: str) -> EventR
 
 
 class OpsgenieParser:
-    """Opsgenie webhook integration deliveries (alert actions)."""
+    """Opsgenie webhook integration deliveries (alert actions) and Alert API v2 responses."""
 
     source: ClassVar[Source] = Source.OPSGENIE
 
@@ -198,27 +150,37 @@ class OpsgenieParser:
         data = doc.data
         if isinstance(data, list):
             return bool(data) and _is_payload(data[0])
-        return _is_payload(data)
+        return _is_payload(data) or opsgenie_rest.shape(data) is not None
 
     def parse(self, docs: Sequence[SourceDocument], ctx: ParseContext) -> ParseOutput:
         builder = OutputBuilder(self.source)
+        rest_docs: list[SourceDocument] = []
+        for doc in docs:
+            if opsgenie_rest.shape(doc.data) is not None:
+                rest_docs.append(doc)  # parsed together: logs and notes are paired with the alert beside them
+            else:
+                self._webhooks(doc, builder)
+        if rest_docs:
+            opsgenie_rest.parse_rest(rest_docs, ctx, builder)
+        return builder.output()
+
+    def _webhooks(self, doc: SourceDocument, builder: OutputBuilder) -> None:
+        """Every delivery of one webhook document (or whatever else it holds, quarantined)."""
         source_value = self.source.value
         append = builder.rows.append
-        for doc in docs:
-            data = doc.data
-            if isinstance(data, list) and not data:
-                builder.quarantine(file=doc.path, position=doc.where(), reason="empty array", record=data)
-            items = list(enumerate(data)) if isinstance(data, list) else [(None, data)]
-            for index, payload in items:
-                pointer = "" if index is None else f"/{index}"
-                # OutputBuilder.record spelt out (no context manager per delivery): the same quarantine entries
-                try:
-                    row = _row(payload, source_value, doc.path, doc.where(pointer))
-                except ParseError as exc:
-                    builder.quarantine(file=doc.path, position=doc.where(pointer), reason=str(exc), record=payload)
-                except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-                    reason = f"malformed record ({type(exc).__name__}: {str(exc)[:120]})"
-                    builder.quarantine(file=doc.path, position=doc.where(pointer), reason=reason, record=payload)
-                else:
-                    append(row)
-        return builder.output()
+        data = doc.data
+        if isinstance(data, list) and not data:
+            builder.quarantine(file=doc.path, position=doc.where(), reason="empty array", record=data)
+        items = list(enumerate(data)) if isinstance(data, list) else [(None, data)]
+        for index, payload in items:
+            pointer = "" if index is None else f"/{index}"
+            # OutputBuilder.record spelt out (no context manager per delivery): the same quarantine entries
+            try:
+                row = _row(payload, source_value, doc.path, doc.where(pointer))
+            except ParseError as exc:
+                builder.quarantine(file=doc.path, position=doc.where(pointer), reason=str(exc), record=payload)
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                reason = f"malformed record ({type(exc).__name__}: {str(exc)[:120]})"
+                builder.quarantine(file=doc.path, position=doc.where(pointer), reason=reason, record=payload)
+            else:
+                append(row)
