@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import random
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -817,6 +818,138 @@ class FakeStatuspage(FakeVendor):
         if path == f"{base}/{SP_INCIDENT}":
             return 200, {}, next(i for i in _sp_incidents() if i["id"] == SP_INCIDENT)
         return 404, {}, {"error": "not found"}
+
+
+# --- fleets: many small incidents, with failing calls ---------------------------------------------------------
+
+
+def fleet_incident(n: int) -> str:
+    return f"PF{n:06d}"
+
+
+def fleet_channel(n: int) -> str:
+    return f"CF{n:07d}"
+
+
+class FlakyCalls:
+    """The first request for each (path, channel) fails with 503 for a seeded ``rate`` of them; listing calls
+    never fail (a failed listing only delays a whole source, which other tests cover)."""
+
+    never_fail: frozenset[str] = frozenset()
+
+    def __init__(self, rate: float, seed: int) -> None:
+        self.rate = rate
+        self.seed = seed
+        self.seen: set[tuple[str, str]] = set()
+        self.failed: list[tuple[str, str]] = []
+
+    def fails(self, path: str, query: dict[str, list[str]]) -> bool:
+        key = (path, query.get("channel", [""])[0])
+        if path in self.never_fail or key in self.seen:
+            return False
+        self.seen.add(key)
+        if random.Random(f"{self.seed}:{key}").random() < self.rate:
+            self.failed.append(key)
+            return True
+        return False
+
+
+class FakePagerDutyFleet(FakePagerDuty):
+    """``n`` resolved incidents an hour apart; each note links the incident's own Slack channel."""
+
+    def __init__(self, token: str, n: int, flaky: FlakyCalls) -> None:
+        super().__init__(token)
+        self.n = n
+        self.flaky = flaky
+        flaky.never_fail = frozenset({"/incidents"})
+
+    def incident(self, n: int) -> dict[str, Any]:
+        doc = _pd_incident(fleet_incident(n), 1000 + n, f"Error burst on svc-{n:03d}", 60 * n, 60 * n + 40)
+        doc["service"] = _pd_ref("service", f"PSVC{n:04d}", f"svc-{n:03d}")
+        return doc
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Answer:
+        with self.lock:
+            failing = self.flaky.fails(path, query)
+        if failing:
+            return 503, {}, {"error": {"message": "Service Unavailable"}}
+        if path == "/incidents":
+            since = datetime.fromisoformat(self.arg(query, "since").replace("Z", "+00:00"))
+            chosen = [
+                i
+                for i in map(self.incident, range(self.n))
+                if datetime.fromisoformat(i["created_at"].replace("Z", "+00:00")) >= since
+            ]
+            return self._page("incidents", chosen, query)
+        parts = path.strip("/").split("/")
+        if len(parts) < 2 or not parts[1].startswith("PF") or not parts[1][2:].isdigit():
+            return _not_found()
+        n = int(parts[1][2:])
+        if n >= self.n:
+            return _not_found()
+        minute = 60 * n
+        dana = _pd_ref("user", "PUSR0001", "Dana Ortiz")
+        if len(parts) == 2:
+            return 200, {}, {"incident": self.incident(n)}
+        if parts[2] == "log_entries":
+            ref = {"id": fleet_incident(n), "type": "incident_reference", "summary": self.incident(n)["summary"]}
+            rows = [
+                ("trigger_log_entry", 0, "Triggered through the API"),
+                ("acknowledge_log_entry", 4, "Acknowledged by Dana Ortiz"),
+                ("resolve_log_entry", 40, "Resolved by Dana Ortiz"),
+            ]
+            entries = [
+                {
+                    "id": f"QF{n:06d}{k}",
+                    "type": kind,
+                    "summary": text,
+                    "created_at": iso(minute + at),
+                    "agent": dana,
+                    "channel": {"type": "website"},
+                    "incident": ref,
+                }
+                for k, (kind, at, text) in enumerate(rows)
+            ]
+            return self._page("log_entries", entries, query)
+        if parts[2] == "notes":
+            note = {
+                "id": f"PNF{n:05d}",
+                "user": dana,
+                "content": f"War room: https://acme.slack.com/archives/{fleet_channel(n)}",
+                "created_at": iso(minute + 2),
+                "updated_at": iso(minute + 2),
+            }
+            return 200, {}, {"notes": [note]}
+        return _not_found()
+
+
+class FakeSlackFleet(FakeSlack):
+    """The fleet's channels: a short incident conversation in each."""
+
+    def __init__(self, token: str, n: int, flaky: FlakyCalls) -> None:
+        super().__init__(token)
+        self.n = n
+        self.flaky = flaky
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Answer:
+        with self.lock:
+            failing = self.flaky.fails(path, query)
+        if failing:
+            return 503, {}, {"ok": False, "error": "service_unavailable"}
+        if path == "/api/conversations.history":
+            channel = self.arg(query, "channel")
+            if not channel.startswith("CF") or not channel[2:].isdigit() or int(channel[2:]) >= self.n:
+                return 200, {}, {"ok": False, "error": "channel_not_found"}
+            minute = 60 * int(channel[2:])
+            said = [
+                (1, "U0AAA0001", "errors spiking, looking"),
+                (6, "U0AAA0002", "bad config push, reverting"),
+                (20, "U0AAA0002", "reverted, mitigated: errors dropping"),
+                (40, "U0AAA0001", "all clear, resolved"),
+            ]
+            messages = [{"type": "message", "user": u, "text": t, "ts": slack_ts(minute + m)} for m, u, t in said]
+            return self._page(messages[::-1], "messages", query, {"has_more": False, "pin_count": 0})
+        return super().handle(method, path, query, body)
 
 
 # --- the server --------------------------------------------------------------------------------------------------
