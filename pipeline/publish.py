@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,11 @@ class PublishConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     link_base: str | None = Field(None, description="Drafts are linked as <link_base><incident id>.")
-    slack: dict[str, Any] | None = Field(None, description="token_env, channel, optional base_url.")
+    slack: dict[str, Any] | None = Field(
+        None,
+        description="token_env, channel (used when no incident channel was gathered), incident_channel (default "
+        "true: post in the incident's own channel when the sweep gathered one), optional base_url.",
+    )
     jira: dict[str, Any] | None = Field(None, description="token_env, base_url, email, project.")
 
 
@@ -143,13 +148,24 @@ def _token(section: dict[str, Any], what: str) -> SecretStr:
     return SecretStr(value)
 
 
+def _no_aliases(incident_id: str) -> list[str]:
+    return []
+
+
 class Publisher:
     """Announces each drafted version and files follow-ups once per action item (remembered per incident in
-    drafts/<id>/published.json, so a re-draft never files the same follow-up twice)."""
+    drafts/<id>/published.json, so a re-draft never files the same follow-up twice).
 
-    def __init__(self, config: PublishConfig, drafts_root: Path) -> None:
+    ``aliases`` gives an incident's ids in other tools (the ledger's, recorded when the sweep gathered them): the
+    summary goes to the incident's own Slack channel (``slack-C…``) and follow-ups are checked against the issues
+    linked to its Jira ticket (``jira-KEY``)."""
+
+    def __init__(
+        self, config: PublishConfig, drafts_root: Path, aliases: Callable[[str], list[str]] = _no_aliases
+    ) -> None:
         self.config = config
         self.drafts_root = drafts_root
+        self.aliases = aliases
         self.errors: dict[str, str] = {}
 
     def __call__(self, incident_id: str, version: int) -> None:
@@ -158,25 +174,31 @@ class Publisher:
         state_path = folder / "published.json"
         state: dict[str, Any] = json.loads(state_path.read_text("utf-8")) if state_path.exists() else {}
         filed: dict[str, str] = state.setdefault("follow_ups", {})
+        others = self.aliases(incident_id)
         try:
-            self._announce(draft, version, state)
-            self._file(draft, incident_id, filed)
+            self._announce(draft, version, state, _first(others, "slack-"))
+            self._file(draft, incident_id, filed, _first([incident_id, *others], "jira-"))
         except ConnectorError as exc:  # drafting succeeded; publishing is retried with the next version
             self.errors[incident_id] = str(exc)
             state.setdefault("errors", []).append(f"v{version}: {exc}")
         write_atomic(state_path, json.dumps(state, indent=2, sort_keys=True))
 
-    def _announce(self, draft: Draft, version: int, state: dict[str, Any]) -> None:
+    def _announce(self, draft: Draft, version: int, state: dict[str, Any], incident_channel: str | None) -> None:
         section = self.config.slack
         if not section or state.get("posted_version") == version:
+            return
+        use_incident_channel = section.get("incident_channel", True) is not False
+        channel = incident_channel if incident_channel and use_incident_channel else section.get("channel")
+        if not channel:
             return
         config = SlackConfig(token=_token(section, "slack"), **{k: v for k, v in section.items() if k in ("base_url",)})
         link = f"{self.config.link_base}{draft.incident.id}" if self.config.link_base else None
         with SlackConnector(config) as slack:
-            state["posted_ts"] = post_summary(slack, str(section["channel"]), draft, link)
+            state["posted_ts"] = post_summary(slack, str(channel), draft, link)
+        state["posted_channel"] = str(channel)
         state["posted_version"] = version
 
-    def _file(self, draft: Draft, incident_id: str, filed: dict[str, str]) -> None:
+    def _file(self, draft: Draft, incident_id: str, filed: dict[str, str], incident_key: str | None) -> None:
         section = self.config.jira
         if not section:
             return
@@ -185,10 +207,14 @@ class Publisher:
         pending = draft.model_copy(
             update={"action_items": [a for a in draft.action_items if a.description not in filed]}
         )
-        incident_key = incident_id.removeprefix("jira-") if incident_id.startswith("jira-") else None
         with JiraConnector(config) as jira:
             report = create_follow_ups(jira, str(section["project"]), pending, incident_key)
         created = iter(report.created)
         for item in pending.action_items:
             if item.description not in report.skipped:
                 filed[item.description] = next(created)
+
+
+def _first(ids: list[str], prefix: str) -> str | None:
+    """The native id of the first ``<prefix><native id>`` in ``ids``."""
+    return next((i.removeprefix(prefix) for i in ids if i.startswith(prefix)), None)

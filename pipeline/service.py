@@ -197,6 +197,11 @@ def make_publisher(settings: Settings) -> Publisher | None:
     """The publisher configured in publish.yaml, if that file exists."""
     if not settings.publish_path.is_file():
         return None
+    from pipeline.ledger import Ledger
     from pipeline.publish import Publisher, load_publish_config
 
-    return Publisher(load_publish_config(settings.publish_path), settings.home / "drafts")
+    def aliases(incident_id: str) -> list[str]:
+        with Ledger.for_home(settings.home) as ledger:
+            return ledger.aliases_of(incident_id)
+
+    return Publisher(load_publish_config(settings.publish_path), settings.home / "drafts", aliases)

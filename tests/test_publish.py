@@ -125,3 +125,35 @@ def test_sweep_publishes_each_version_and_never_files_a_follow_up_twice(tmp_path
     assert len(slack.posts) == 1 + len(second.drafted)  # one announcement per drafted version
     assert len(jira.created) == filed_once  # the re-draft filed nothing again
     assert "https://wiki.example/pm/INC-2041" in slack.posts[0]["text"]
+
+
+def test_a_gathered_incident_is_announced_in_its_own_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.connector_source import ConnectorSource
+    from pipeline.connectors.pagerduty import PagerDutyConfig, PagerDutyConnector
+    from pipeline.gather import Gatherer
+    from pipeline.service import make_publisher
+    from pipeline.sweep import sweep
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("PM_TEST_SLACK", TOKEN)
+    slack_fake = PublishingSlack(TOKEN)
+    pd_fake = vs.FakePagerDuty(TOKEN, notes=[*vs.PD_NOTES, vs.PD_LINK_NOTE])
+    with vs.serve(slack_fake) as slack_url, vs.serve(pd_fake) as pd_url:
+        # the configured channel does not exist in the fake: only the incident's own channel can take the post
+        (home / "publish.yaml").write_text(
+            f"slack: {{token_env: PM_TEST_SLACK, channel: C0INCIDENTS, base_url: '{slack_url}/api'}}\n"
+        )
+        settings = Settings(home=home)
+        with (
+            PagerDutyConnector(PagerDutyConfig(base_url=pd_url, **_fast(page_size=50))) as pd,
+            SlackConnector(SlackConfig(base_url=f"{slack_url}/api", **_fast(page_size=50))) as slack,
+        ):
+            source = ConnectorSource(pd, gatherer=Gatherer({"pagerduty": pd, "slack": slack}))
+            publisher = make_publisher(settings)
+            assert publisher is not None
+            report = sweep(settings, [source], index=False, on_drafted=publisher)
+    incident = f"pagerduty-{vs.PD_INCIDENT}"
+    assert incident in report.drafted and not publisher.errors
+    (post,) = slack_fake.posts
+    assert post["channel"] == vs.CHANNEL and incident in post["text"]
