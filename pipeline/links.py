@@ -8,7 +8,8 @@ the hosts in ``extra_hosts`` for self-hosted Jira or GitHub Enterprise):
 =========== ================================================================ ==================================
 vendor      URL                                                              ref
 =========== ================================================================ ==================================
-slack       ``https://<workspace>.slack.com/archives/<C…|G…>[/p…]``           channel id
+slack       ``https://<workspace>.slack.com/archives/<C…|G…>[/p…]``,          channel id
+            ``https://app.slack.com/client/<T…>/<C…>``
 pagerduty   ``https://<account>.pagerduty.com/incidents/<id>``                incident id
 opsgenie    ``https://<account>.app[.eu].opsgenie.com/alert/detail/<uuid>``   alert id
 jira        ``https://<site>.atlassian.net/browse/<KEY-N>``                   issue key
@@ -60,7 +61,11 @@ def _host(pattern: str) -> re.Pattern[str]:
 
 
 _RULES = (
-    _Rule("slack", _host(r"(?:[a-z0-9-]+\.)*slack\.com"), re.compile(r"^/archives/([CG][A-Z0-9]{6,20})(?:/|$)")),
+    _Rule(
+        "slack",
+        _host(r"(?:[a-z0-9-]+\.)*slack\.com"),
+        re.compile(r"^/(?:archives|client/[TE][A-Z0-9]{6,20})/([CG][A-Z0-9]{6,20})(?:/|$)"),
+    ),
     _Rule("pagerduty", _host(r"[a-z0-9-]+\.pagerduty\.com"), re.compile(r"^/incidents/([A-Z0-9]{6,20})(?:/|$)")),
     _Rule(
         "opsgenie",

@@ -40,6 +40,7 @@ from tests.test_connectors import TOKEN, _fast
         ("https://acme.slack.com/archives/C0INC4242", LinkRef("slack", "C0INC4242")),
         ("https://acme.slack.com/archives/C0INC4242/p1741096920000100", LinkRef("slack", "C0INC4242")),
         ("https://app.slack.com/archives/G0PRIVATE1", LinkRef("slack", "G0PRIVATE1")),
+        ("https://app.slack.com/client/T0TEAM001/C0INC4242/thread/C0INC4242-1", LinkRef("slack", "C0INC4242")),
         ("https://acme.pagerduty.com/incidents/Q1ABCDEF2GH", LinkRef("pagerduty", "Q1ABCDEF2GH")),
         ("https://acme.pagerduty.com/incidents/PINC0042/log_entries/QLOG1", LinkRef("pagerduty", "PINC0042")),
         (
