@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pipeline.receiver import ReceiverConfig, make_server
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -54,3 +57,18 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An Alertmanager webhook receiver on 127.0.0.1 (a free port): its URL and landing directory."""
+    landing = tmp_path / "landing"
+    server = make_server(ReceiverConfig(host="127.0.0.1", port=0, landing=landing, max_body_bytes=64 * 1024))
+    thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", landing
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

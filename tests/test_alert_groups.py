@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 import yaml
 
 from pipeline.alert_groups import AlertGroupSource
 from pipeline.connector_source import ConnectorSource
 from pipeline.connectors import PagerDutyConfig, PagerDutyConnector
 from pipeline.gather import Gatherer
-from pipeline.receiver import LandingStore, ReceiverConfig, group_dir_name, make_server
+from pipeline.receiver import LandingStore, group_dir_name
 from pipeline.settings import Settings
 from pipeline.sweep import sweep
 from tests import vendor_servers as vs
@@ -87,20 +84,6 @@ def test_unreadable_payloads_are_kept_and_do_not_end_an_episode(tmp_path: Path) 
         "id": closed.incident_id,
         "title": "checkout-api 5xx ratio above 5%",
     }
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    landing = tmp_path / "alertmanager"
-    server = make_server(ReceiverConfig(port=0, landing=landing))
-    thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", landing
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_webhooks_received_over_http_are_drafted_once_when_the_group_resolves(

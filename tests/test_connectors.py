@@ -34,7 +34,7 @@ from pipeline.connectors import (
 from pipeline.connectors.base import retry_after_s
 from pipeline.errors import ConnectorError
 from pipeline.models import Source
-from pipeline.receiver import ReceiverConfig, group_dir_name, make_server
+from pipeline.receiver import group_dir_name
 from pipeline.service import draft_bundle
 from pipeline.settings import Settings
 from tests import vendor_servers as vs
@@ -411,20 +411,6 @@ def _am_payload(group: str, status: str = "firing", minute: float = 0) -> dict[s
         "externalURL": "http://alertmanager.example:9093",
         "alerts": [alert],
     }
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    landing = tmp_path / "landing"
-    server = make_server(ReceiverConfig(host="127.0.0.1", port=0, landing=landing, max_body_bytes=64 * 1024))
-    thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", landing
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict[str, Any]]:

@@ -32,6 +32,7 @@ from pipeline.sources.base import (
     normalise_signal,
     require_dict,
     required_ts,
+    short_str,
 )
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "first_payload",
     "is_alert_payload",
     "is_grafana_payload",
-    "short_str",
     "walk_alert_documents",
 ]
 
@@ -49,20 +49,6 @@ KEY_LABELS = ("instance", "host", "pod", "node", "device")  # labels that tell s
 SERVICE_LABELS = ("service", "job", "namespace", "app")
 MAX_LABELS = 24  # attrs["labels"] stays small
 MAX_LABEL_CHARS = 256
-
-
-def short_str(value: object, limit: int = MAX_LABEL_CHARS) -> str | None:
-    """A short, JSON-safe string (ids, names, label values) or None for non-strings and empty strings."""
-    if type(value) is str and len(value) <= limit <= MAX_TEXT_CHARS and value.isascii():
-        return value.strip() or None  # clean_text returns it unchanged, and the cuts below cannot shorten it
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = clean_text(value[: limit * 2]).strip()
-    return text[:limit] or None
 
 
 def stripped_text(value: object) -> str:

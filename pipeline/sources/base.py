@@ -204,6 +204,24 @@ def clean_text(value: object) -> str:
 MAX_NAME_CHARS = 256
 
 
+SHORT_STR_CHARS = 256
+
+
+def short_str(value: object, limit: int = SHORT_STR_CHARS) -> str | None:
+    """A short, JSON-safe string (ids, names, label values), or None for non-strings and empty strings; numbers
+    become their text."""
+    if type(value) is str and len(value) <= limit <= MAX_TEXT_CHARS and value.isascii():
+        return value.strip() or None  # clean_text returns it unchanged, and the cuts below cannot shorten it
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    text = clean_text(value[: limit * 2]).strip()
+    return text[:limit] or None
+
+
 def short_text(value: object, limit: int = MAX_NAME_CHARS) -> str | None:
     """A short, JSON-safe string, or None for non-strings and blank strings (numbers become strings)."""
     if isinstance(value, bool) or value is None:

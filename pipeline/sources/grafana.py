@@ -18,10 +18,9 @@ from pipeline.sources.alertmanager import (
     AlertFlavour,
     first_payload,
     is_grafana_payload,
-    short_str,
     walk_alert_documents,
 )
-from pipeline.sources.base import OutputBuilder, ParseContext, SourceDocument
+from pipeline.sources.base import OutputBuilder, ParseContext, SourceDocument, short_str
 
 MAX_VALUES = 24
 MAX_VALUE_STRING_CHARS = 1000

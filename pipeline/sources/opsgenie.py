@@ -28,8 +28,9 @@ from pipeline.sources.base import (
     epoch_to_ns,
     normalise_signal,
     require_dict,
+    short_str,
 )
-from pipeline.sources.opsgenie_fields import alert_priority, alert_service, alert_tags, short_str
+from pipeline.sources.opsgenie_fields import alert_priority, alert_service, alert_tags
 
 ACTION_KINDS: dict[str, EventKind] = {
     "Create": EventKind.PAGE_TRIGGERED,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.sources.base import MAX_TEXT_CHARS, clean_text
+from pipeline.sources.base import short_str
 
 MAX_TAGS = 20
 _SERVICE_TAG = re.compile(r"^(?:service|svc|app|component)\s*[:=]\s*(\S.*)$", re.IGNORECASE)
@@ -20,20 +20,6 @@ _PRIORITY = re.compile(r"^P?([1-5])$", re.IGNORECASE)
 # Every text _PRIORITY matches, with its result: "1".."5", "p1".."p5", "P1".."P5" (a stripped text cannot end in
 # the newline that "$" would also accept).
 _PRIORITIES = {f"{prefix}{digit}": f"P{digit}" for prefix in ("", "p", "P") for digit in "12345"}
-
-
-def short_str(value: object, limit: int = 256) -> str | None:
-    """A short, JSON-safe string, or None."""
-    if type(value) is str and len(value) <= limit <= MAX_TEXT_CHARS and value.isascii():
-        return value.strip() or None  # clean_text returns it unchanged, and the cuts below cannot shorten it
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = clean_text(value[: limit * 2]).strip()
-    return text[:limit] or None
 
 
 def alert_priority(value: object) -> str | None:

@@ -50,8 +50,9 @@ from pipeline.sources.base import (
     normalise_signal,
     require_dict,
     required_ts,
+    short_str,
 )
-from pipeline.sources.opsgenie_fields import alert_priority, alert_service, alert_tags, short_str
+from pipeline.sources.opsgenie_fields import alert_priority, alert_service, alert_tags
 
 Shape = Literal["alert", "alerts", "logs", "notes", "empty"]
 REV_LOW, REV_HIGH = 0, 1

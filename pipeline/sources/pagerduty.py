@@ -42,7 +42,6 @@ from pipeline.models import EventKind, EventRow, ParseOutput, Source
 from pipeline.models import event_id as make_event_id
 from pipeline.sources.alertmanager import stripped_text
 from pipeline.sources.base import (
-    MAX_TEXT_CHARS,
     OutputBuilder,
     ParseContext,
     SourceDocument,
@@ -52,6 +51,7 @@ from pipeline.sources.base import (
     normalise_signal,
     require_dict,
     required_ts,
+    short_str,
 )
 
 REV_LOG, REV_REST, REV_WEBHOOK = 0, 1, 2
@@ -90,23 +90,9 @@ ACTION_WORDS = {
 _EMPTY_PAGE_KEYS = frozenset({"notes", "log_entries", "incidents", "limit", "offset", "more", "total"})
 
 
-def _s(value: object, limit: int = 256) -> str | None:
-    """A short, JSON-safe string, or None."""
-    if type(value) is str and len(value) <= limit <= MAX_TEXT_CHARS and value.isascii():
-        return value.strip() or None  # clean_text returns it unchanged, and the cuts below cannot shorten it
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = clean_text(value[: limit * 2]).strip()
-    return text[:limit] or None
-
-
 def _summary(ref: object) -> str | None:
     """``summary`` of a PagerDuty reference object ({id, type, summary, ...})."""
-    return _s(ref.get("summary")) if isinstance(ref, dict) else None
+    return short_str(ref.get("summary")) if isinstance(ref, dict) else None
 
 
 def _ts(record: Mapping[str, Any], key: str, ctx: ParseContext) -> int:
@@ -228,10 +214,10 @@ def _incident(obj: object) -> _Incident:
     """A full incident object (webhook ``data`` of incident.* events, REST ``incident``) or a reference."""
     record = require_dict(obj, "incident")
     get = record.get
-    incident_id = _s(get("id"), 128)
+    incident_id = short_str(get("id"), 128)
     if incident_id is None:
         raise ParseError("missing or non-string field 'incident id'")
-    ref_number, ref_title = _split_title(_s(get("summary"), 1024))
+    ref_number, ref_title = _split_title(short_str(get("summary"), 1024))
     number = _int(get("number")) or _int(get("incident_number")) or ref_number
     # A reference ({id, type, summary}) lacks the rest: skip the calls that would turn None into None.
     title, status, urgency = get("title"), get("status"), get("urgency")
@@ -241,12 +227,12 @@ def _incident(obj: object) -> _Incident:
         (
             incident_id,  # id
             number,  # number
-            (None if title is None else _s(title, 1024)) or ref_title,  # title
-            None if status is None else _s(status, 32),  # status
-            None if urgency is None else _s(urgency, 32),  # urgency
+            (None if title is None else short_str(title, 1024)) or ref_title,  # title
+            None if status is None else short_str(status, 32),  # status
+            None if urgency is None else short_str(urgency, 32),  # urgency
             None if priority is None else _summary(priority),  # priority
             None if service is None else _summary(service),  # service
-            None if url is None else _s(url, 2048),  # url
+            None if url is None else short_str(url, 2048),  # url
         ),
     )
     return incident
@@ -279,7 +265,7 @@ class _KnownNote:
 def _known_note(
     note_id: object, incident_id: str | None, content: object, ts: object, ctx: ParseContext
 ) -> _KnownNote | None:
-    nid = _s(note_id, 128)
+    nid = short_str(note_id, 128)
     text = _norm_note(clean_text(content))
     if nid is None or not text:
         return None
@@ -303,7 +289,7 @@ def _collect_notes(docs: Iterable[SourceDocument], ctx: ParseContext) -> list[_K
             if event.get("event_type") != "incident.annotated" or not isinstance(note, dict):
                 continue
             incident = note.get("incident")
-            incident_id = _s(incident.get("id"), 128) if isinstance(incident, dict) else None
+            incident_id = short_str(incident.get("id"), 128) if isinstance(incident, dict) else None
             found = _known_note(note.get("id"), incident_id, note.get("content"), event.get("occurred_at"), ctx)
             if found is not None:
                 known.append(found)
@@ -347,8 +333,8 @@ def _action_text(action: str | None, event_type: str, incident: _Incident) -> st
 
 def _webhook_row(envelope: object, ctx: ParseContext) -> dict[str, Any]:
     event = require_dict(require_dict(envelope, "webhook payload").get("event"), "event")
-    event_type = _s(event.get("event_type"), 128)
-    event_id = _s(event.get("id"), 128)
+    event_type = short_str(event.get("event_type"), 128)
+    event_id = short_str(event.get("id"), 128)
     if event_type is None or event_id is None:
         raise ParseError("webhook event has no event_type or id")
     ts_ns = _ts(event, "occurred_at", ctx)
@@ -358,14 +344,14 @@ def _webhook_row(envelope: object, ctx: ParseContext) -> dict[str, Any]:
     kind, action = WEBHOOK_KINDS.get(event_type, (EventKind.SYSTEM, None))
 
     if not event_type.startswith("incident."):
-        name = _s(data.get("summary")) or _s(data.get("name")) or _s(data.get("id"), 128) or ""
+        name = short_str(data.get("summary")) or short_str(data.get("name")) or short_str(data.get("id"), 128) or ""
         return {
             "native_id": f"webhook:{event_id}",
             "ts_ns": ts_ns,
             "kind": EventKind.SYSTEM.value,
             "text": f"{event_type}: {name}".rstrip(": "),
             "actor": actor,
-            "url": _s(data.get("html_url"), 2048),
+            "url": short_str(data.get("html_url"), 2048),
             "revision": REV_WEBHOOK,
             "attrs": {"event_type": event_type},
         }
@@ -397,7 +383,7 @@ def _webhook_row(envelope: object, ctx: ParseContext) -> dict[str, Any]:
         content = clean_text(data.get("content")).strip()
         if not content:
             raise ParseError("incident.annotated event has no note content")
-        note_id = _s(data.get("id"), 128) if data.get("type") == "incident_note" else None
+        note_id = short_str(data.get("id"), 128) if data.get("type") == "incident_note" else None
         row["text"] = content
         row["native_id"] = f"note:{note_id}" if note_id else _native(incident, "note", ts_ns)
         row["revision"] = REV_LOG if data.get("trimmed") is True else REV_WEBHOOK
@@ -427,8 +413,8 @@ class _Run:
 def _log_row(entry: object, run: _Run, file: str, position: str) -> EventRow:
     """One log entry as an EventRow (what OutputBuilder.add would append); raises ParseError on a bad entry."""
     record = require_dict(entry, "log entry")
-    raw_type = _s(record.get("type"), 128)
-    entry_id = _s(record.get("id"), 128)
+    raw_type = short_str(record.get("type"), 128)
+    entry_id = short_str(record.get("id"), 128)
     if raw_type is None:
         raise ParseError("missing or non-string field 'type'")
     if entry_id is None:
@@ -450,7 +436,7 @@ def _log_row(entry: object, run: _Run, file: str, position: str) -> EventRow:
     summary = stripped_text(record.get("summary"))
 
     signal: str | None = None
-    url = _s(record.get("html_url"), 2048)
+    url = short_str(record.get("html_url"), 2048)
     if incident is None:
         severity = None
         attrs: dict[str, Any] = {"log_entry_type": entry_type}
@@ -516,7 +502,7 @@ def _log_row(entry: object, run: _Run, file: str, position: str) -> EventRow:
 
 def _note_row(note: object, ctx: ParseContext) -> dict[str, Any]:
     record = require_dict(note, "note")
-    note_id = _s(record.get("id"), 128)
+    note_id = short_str(record.get("id"), 128)
     if note_id is None:
         raise ParseError("missing or non-string field 'id'")
     content = clean_text(record.get("content")).strip()
