@@ -355,6 +355,8 @@ def sweep_cmd(
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
         out.print(report.summary())
+        for alias, incident in report.linked.items():
+            out.print(f"{alias} is part of {incident} (gathered with it)")
         for incident, error in report.failures.items():
             err.print(f"failed: {incident}: {error}")
     if report.failed:

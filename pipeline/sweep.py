@@ -297,7 +297,9 @@ class SweepReport(BaseModel):
     def summary(self) -> str:
         return (
             f"new {self.new} · redrafted {self.redrafted} · unchanged {self.unchanged} · failed {self.failed}"
-            f" (retried {self.retried}, exhausted {self.exhausted}) in {self.wall_s:.1f}s"
+            f" (retried {self.retried}, exhausted {self.exhausted})"
+            + (f" · {len(self.linked)} part of another incident" if self.linked else "")
+            + f" in {self.wall_s:.1f}s"
         )
 
 
