@@ -28,7 +28,9 @@ from pipeline.sources.registry import all_parsers, recognise
 
 MANIFEST_NAMES = frozenset({"incident.yaml", "incident.yml"})
 # Files that describe a bundle rather than hold source records: never parsed, never reported as unrecognised.
-META_NAMES = MANIFEST_NAMES | {"gold.yaml", "gold.yml", "README.md", "readme.md", "gathered.json"}
+# gathered.json: what the sweep gathered (pipeline.gather); remotelink.json: a Jira issue's remote links, which have
+# no time of their own and are read only to find the incident's other records.
+META_NAMES = MANIFEST_NAMES | {"gold.yaml", "gold.yml", "README.md", "readme.md", "gathered.json", "remotelink.json"}
 MAX_MEMBER_BYTES = 512 * 1024 * 1024  # refuse zip members that would inflate beyond this
 _SKIP_PARTS = frozenset({"__MACOSX", ".git", ".DS_Store"})
 _JSON_START = (b"{", b"[")

@@ -103,11 +103,16 @@ class Vendors:
         return Gatherer(connectors, GatherPolicy.model_validate(policy))
 
 
+PD_REMOTE_LINK = vs.jira_remote_link(
+    f"https://acme.pagerduty.com/incidents/{vs.PD_INCIDENT}", "[#42] High 5xx rate on checkout-api"
+)
+
+
 @contextmanager
 def _vendors() -> Iterator[Vendors]:
     fakes: dict[str, vs.FakeVendor] = {
         "pagerduty": vs.FakePagerDuty(TOKEN, notes=[*vs.PD_NOTES, vs.PD_LINK_NOTE]),
-        "jira": vs.FakeJira(TOKEN),
+        "jira": vs.FakeJira(TOKEN, remote_links=[PD_REMOTE_LINK]),
         "slack": vs.FakeSlack(TOKEN),
         "statuspage": vs.FakeStatuspage(TOKEN),
     }
@@ -253,3 +258,26 @@ def test_a_source_without_a_gatherer_still_names_its_incident(vendors: Vendors) 
     files = source.snapshot(incident)
     assert yaml.safe_load(files["incident.yaml"]) == {"id": f"pagerduty-{vs.PD_INCIDENT}"}
     assert not any(name.startswith("slack/") for name in files)
+
+
+def test_a_ticket_that_closes_first_gathers_the_page_its_remote_link_names(tmp_path: Path, vendors: Vendors) -> None:
+    """PagerDuty's Jira integration adds a remote link to the incident: a ticket swept before the page resolves
+    gathers it (and, one hop only, not the page's own links), and the page resolving later is that incident."""
+    settings = Settings(home=tmp_path / "home")
+    gatherer = vendors.gatherer()
+    jira = ConnectorSource(vendors.jira, gatherer=gatherer)
+    first = sweep(settings, [jira], index=False)
+    primary = f"jira-{vs.JIRA_KEY}"
+    assert primary in first.drafted
+    snapshot = next((settings.home / "snapshots" / primary).iterdir())
+    assert yaml.safe_load((snapshot / "incident.yaml").read_text())["aliases"] == [f"pagerduty-{vs.PD_INCIDENT}"]
+    assert (snapshot / "jira" / vs.JIRA_KEY / "remotelink.json").is_file()
+    assert not (snapshot / "slack").exists()  # the page's note links the channel: that is a second hop
+    draft = json.loads((settings.drafts_dir / primary / "v1.json").read_text())
+    assert {e["source"] for e in draft["timeline"]} == {"jira", "pagerduty"}
+
+    pagerduty = ConnectorSource(vendors.pagerduty, gatherer=gatherer)
+    later = sweep(settings, [jira, pagerduty], index=False)
+    assert later.linked == {f"pagerduty-{vs.PD_INCIDENT}": primary}
+    assert f"pagerduty-{vs.PD_INCIDENT}" not in later.drafted
+    assert not (settings.drafts_dir / f"pagerduty-{vs.PD_INCIDENT}").exists()

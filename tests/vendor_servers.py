@@ -534,6 +534,10 @@ class FakeJira(FakeVendor):
     name = "jira"
     email = "sre-bot@example.com"
 
+    def __init__(self, token: str, remote_links: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(token)
+        self.remote_links = remote_links or []
+
     def authorized(self, headers: Any) -> bool:
         expected = base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
         return bool(headers.get("Authorization") == f"Basic {expected}")
@@ -588,6 +592,8 @@ class FakeJira(FakeVendor):
             if not last:
                 page["nextPage"] = own.replace(f"startAt={start}", f"startAt={start + size}")
             return 200, {}, page
+        if path == f"/rest/api/3/issue/{JIRA_KEY}/remotelink":
+            return 200, {}, self.remote_links
         if path == f"/rest/api/3/issue/{JIRA_KEY}/comment":
             start, size = int(self.arg(query, "startAt", "0")), int(self.arg(query, "maxResults", "50"))
             every = self.comments()
@@ -597,6 +603,18 @@ class FakeJira(FakeVendor):
                 {"startAt": start, "maxResults": size, "total": len(every), "comments": every[start : start + size]},
             )
         return 404, {}, {"errorMessages": ["Issue does not exist or you do not have permission to see it."]}
+
+
+def jira_remote_link(url: str, title: str, app: str = "PagerDuty") -> dict[str, Any]:
+    """A remote link as Jira Cloud returns it (GET /rest/api/3/issue/{key}/remotelink)."""
+    return {
+        "id": 10000 + len(url),
+        "self": f"https://acme.atlassian.net/rest/api/3/issue/{JIRA_KEY}/remotelink/{10000 + len(url)}",
+        "globalId": f"system={url}",
+        "application": {"type": app.lower(), "name": app},
+        "relationship": "mentioned in",
+        "object": {"url": url, "title": title, "icon": {}, "status": {"resolved": True, "icon": {}}},
+    }
 
 
 # --- GitHub ----------------------------------------------------------------------------------------------------

@@ -2,13 +2,16 @@
 
 Endpoints: ``POST /rest/api/3/search/jql`` (the current enhanced search; token pagination through
 ``nextPageToken`` until ``isLast``), ``GET /rest/api/3/issue/{key}``, ``GET /rest/api/3/issue/{key}/changelog`` and
-``GET /rest/api/3/issue/{key}/comment`` (``startAt``/``maxResults`` pagination against ``total``/``isLast``).
+``GET /rest/api/3/issue/{key}/comment`` (``startAt``/``maxResults`` pagination against ``total``/``isLast``) and
+``GET /rest/api/3/issue/{key}/remotelink`` (a bare array: the links integrations such as PagerDuty's add to the
+ticket, which is where ``pipeline.gather`` finds the incident's other records).
 Auth: HTTP Basic with the account e-mail and an API token. httpx directly, not the ``jira`` package: the snapshot
 must be the raw response documents (see ``pipeline.connectors.base``).
 
 Snapshot of issue ``KEY-1`` (the shapes ``pipeline.sources.jira`` reads): ``jira/<key>/issue.json``,
 ``jira/<key>/changelog.json`` (every page's ``values`` merged; ``self`` of the first page kept, since it is what
-names the issue) and ``jira/<key>/comment.json`` (every page's ``comments`` merged).
+names the issue), ``jira/<key>/comment.json`` (every page's ``comments`` merged) and ``jira/<key>/remotelink.json``
+(links, not events: the bundle loader reads it as metadata).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pipeline.connectors.base import (
     parse_time,
     require,
 )
+from pipeline.errors import ConnectorError
 from pipeline.models import Source
 
 
@@ -100,10 +104,14 @@ class JiraConnector(Connector):
         require(issue, "fields", dict, f"jira: GET /rest/api/3/issue/{ref}")
         changelog = self._start_at_paged(f"/rest/api/3/issue/{ref}/changelog", "values")
         comments = self._start_at_paged(f"/rest/api/3/issue/{ref}/comment", "comments")
+        remote_links = self.client.get_json(f"/rest/api/3/issue/{ref}/remotelink")
+        if not isinstance(remote_links, list):
+            raise ConnectorError(f"jira: GET /rest/api/3/issue/{ref}/remotelink did not answer with a list")
         return {
             f"jira/{ref}/issue.json": dump(issue),
             f"jira/{ref}/changelog.json": dump(changelog),
             f"jira/{ref}/comment.json": dump(comments),
+            f"jira/{ref}/remotelink.json": dump(remote_links),
         }
 
     def _start_at_paged(self, path: str, key: str) -> dict[str, Any]:
