@@ -19,33 +19,79 @@ _WE_SHOULD = re.compile(
 )
 _MENTION = re.compile(r"@(?P<name>[A-Za-z][\w.\-]*(?:\s[A-Z][a-z]+)?)")
 _OWNER_WILL = re.compile(r"^(?P<name>[A-Z][a-z]+)\s+(?:will|to)\s+", re.UNICODE)
+# The owner named at the start of a stated item: "@dana.o: …", "@dana to …", "Dana will …" (not kept in the text).
+_LEADING_OWNER = re.compile(
+    r"^(?:@[A-Za-z][\w.\-]*(?:\s[A-Z][a-z]+)?\s*[:,\-–]?\s*(?:(?:will|to|should)\s+)?|[A-Z][a-z]+\s+(?:will|to)\s+)"
+)
 _DUE = re.compile(r"\b(?:by|before|due)\s+(?P<date>\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
 _FOLLOW_UP_LABELS = re.compile(r"follow[-_ ]?up|postmortem|post-mortem|action[-_ ]?item|corrective|remediation", re.I)
-_TYPE_WORDS: tuple[tuple[ActionType, re.Pattern[str]], ...] = (
-    ("detect", re.compile(r"\b(alert|monitor|dashboard|slo|probe|detect|page on|synthetic)", re.I)),
+# What kind of work an action item is (the taxonomy of the Google SRE workbook's postmortem action items):
+# detect — see it sooner (alerts, pages, probes); mitigate — hurt less or recover faster while it happens
+# (failover, fallback, backoff, autoscaling, caps); prevent — stop it happening (fixes, validation, guards,
+# isolation, safer rollouts); process — how people work (reviews, announcements, game days, schedules);
+# follow_up — a one-off task of this incident (notify customers, re-ship). Each phrase that matches scores 1,
+# or 2 when it starts within the first three words (the action's verb phrase); the best score wins, ties in the
+# order below, and nothing matching is a follow-up.
+_TYPE_PHRASES: tuple[tuple[ActionType, re.Pattern[str]], ...] = (
     (
-        "mitigate",
-        re.compile(r"\b(rollback|roll back|failover|fallback|automat|circuit breaker|runbook|retry)", re.I),
+        "detect",
+        re.compile(
+            r"\b(?:alert(?:s|ing)?|(?<!status )pages?|pager|paging|monitor\w*|dashboards?|slos?|probes?|synthetic|"
+            r"hysteresis|thresholds?|detect\w*|reminders?|observability|route \S+ to)\b",
+            re.I,
+        ),
     ),
     (
-        "process",
-        re.compile(r"\b(process|review|train|communicat|status page|checklist|on-?call|escalat|document)", re.I),
+        "mitigate",
+        re.compile(
+            r"\b(?:fail ?over|failover|fallback|fail-?open|roll ?back|rollback|circuit[- ]breakers?|backoff|jitter|"
+            r"coalesc\w*|autoscal\w*|ttl|snapshots?|backups?|promot\w*|degrad\w*|cap|caps|throttl\w*|shed\w*|"
+            r"kill[- ]switch|redundan\w*|multi-?region|both cdns|stale|automat\w*)\b",
+            re.I,
+        ),
     ),
     (
         "prevent",
-        re.compile(r"\b(fix|limit|capacity|scale|renew|validate|test|canary|guard|quota|expir)", re.I),
+        re.compile(
+            r"\b(?:fix|fixes|validat\w*|lint\w*|ci|enforce\w*|requir\w*|separat\w*|isolat\w*|replica|"
+            r"replication|rf=\d|lock_timeout|timeouts?|retry budget|stop retrying|credentials?|secret scanning|"
+            r"push protection|least privilege|permissions?|saniti[sz]\w*|escap\w*|tune|gc|clock skew|chrony|opt-in|"
+            r"audit\w*|batch\w*|quotas?|limits?|capacity|renew\w*|expir\w*|sync|health ?checks?|/healthz|"
+            r"tests?|canary|staged rollout|ramp|guards?|deprecat\w*|remove|delete|upgrade)\b",
+            re.I,
+        ),
+    ),
+    (
+        "process",
+        re.compile(
+            r"\b(?:process|game ?days?|drills?|announc\w*|communicat\w*|status page|reviews?|approv\w*|approvers?|"
+            r"schedul\w*|peak|change window|freeze|runbooks?|train\w*|checklists?|on-?call|escalat\w*|document\w*|"
+            r"dry run|staging first|split|do-not-disturb|break through|calendar|#[\w-]+)",
+            re.I,
+        ),
+    ),
+    (
+        "follow_up",
+        re.compile(r"\b(?:notify (?:the )?(?:\d+ )?(?:affected )?customers|re-?ship\w*|before .{0,20}retry)\b", re.I),
     ),
 )
+_LEAD_WORDS = 3
 _PRIORITY = {"highest": "high", "high": "high", "p1": "high", "p2": "high", "critical": "high", "blocker": "high",
              "medium": "medium", "p3": "medium", "normal": "medium",
              "low": "low", "lowest": "low", "p4": "low", "p5": "low", "minor": "low", "trivial": "low"}  # fmt: skip
 
 
 def classify(description: str) -> ActionType:
-    for action_type, pattern in _TYPE_WORDS:
-        if pattern.search(description):
-            return action_type
-    return "follow_up"
+    """The kind of work an action item is (see ``_TYPE_PHRASES``)."""
+    words = description.split()
+    lead_end = len(" ".join(words[:_LEAD_WORDS]))
+    best: ActionType = "follow_up"
+    best_score = 0
+    for action_type, pattern in _TYPE_PHRASES:
+        score = sum(2 if m.start() < lead_end else 1 for m in pattern.finditer(description))
+        if score > best_score:
+            best, best_score = action_type, score
+    return best
 
 
 def _tidy(text: str) -> str:
@@ -85,7 +131,8 @@ def from_chat(events: Sequence[Event]) -> list[ActionItem]:
         if match is None:
             continue
         what = match.group("what").split("\n")[0]
-        description = _tidy(_MENTION.sub(lambda m: m.group("name"), _DUE.sub("", what)))
+        task = _LEADING_OWNER.sub("", what.lstrip(), count=1)  # "@dana roll out X" is Dana's task "Roll out X"
+        description = _tidy(_MENTION.sub(lambda m: m.group("name"), _DUE.sub("", task)))
         if len(description) < 8:
             continue
         items.append(
