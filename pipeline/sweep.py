@@ -363,7 +363,8 @@ def sweep(
         for incident_id in sorted(work, key=lambda i: (getattr(work[i][0], "rank", DEFAULT_RANK), i)):
             source, incident = work[incident_id]
             primary = ledger.primary_of(incident_id)
-            if primary != incident_id:  # gathered by an incident drafted earlier in this sweep
+            owner_record = ledger.get(primary) if primary != incident_id else None
+            if owner_record is not None and owner_record.source in by_name:  # gathered earlier in this sweep
                 report.linked[incident_id] = primary
                 continue
             if incident_id in retry_ids:
@@ -397,8 +398,11 @@ def _primary(
 
 
 def manifest_aliases(files: Mapping[str, bytes]) -> list[str]:
-    """``aliases`` from a snapshot's top-level incident.yaml (absent or unreadable: none)."""
-    raw = files.get("incident.yaml") or files.get("incident.yml")
+    """``aliases`` from the incident.yaml of a snapshot's bundle — at the top, or in its one top-level folder
+    (a landed bundle) — or none when absent or unreadable."""
+    tops = {name.split("/", 1)[0] for name in files}
+    prefix = f"{next(iter(tops))}/" if len(tops) == 1 and not any("/" not in n for n in files) else ""
+    raw = next((files[f"{prefix}{n}"] for n in ("incident.yaml", "incident.yml") if f"{prefix}{n}" in files), None)
     if raw is None:
         return []
     try:

@@ -281,3 +281,26 @@ def test_a_ticket_that_closes_first_gathers_the_page_its_remote_link_names(tmp_p
     assert later.linked == {f"pagerduty-{vs.PD_INCIDENT}": primary}
     assert f"pagerduty-{vs.PD_INCIDENT}" not in later.drafted
     assert not (settings.drafts_dir / f"pagerduty-{vs.PD_INCIDENT}").exists()
+
+
+def test_a_landed_bundle_that_names_its_aliases_takes_the_page_when_it_resolves(
+    tmp_path: Path, vendors: Vendors
+) -> None:
+    import shutil
+
+    from pipeline.sweep import LandingSource
+    from tests.conftest import SAMPLES
+
+    landing = tmp_path / "landing"
+    bundle = landing / "checkout-bad-deploy"
+    shutil.copytree(SAMPLES / "checkout-bad-deploy", bundle)
+    manifest = yaml.safe_load((bundle / "incident.yaml").read_text())
+    manifest["aliases"] = [f"pagerduty-{vs.PD_INCIDENT}"]
+    (bundle / "incident.yaml").write_text(yaml.safe_dump(manifest))
+    settings = Settings(home=tmp_path / "home")
+    pagerduty = ConnectorSource(vendors.pagerduty, gatherer=vendors.gatherer())
+    first = sweep(settings, [LandingSource(landing)], index=False)
+    assert first.drafted == [manifest["id"]]
+    second = sweep(settings, [LandingSource(landing), pagerduty], index=False)
+    assert second.linked == {f"pagerduty-{vs.PD_INCIDENT}": manifest["id"]}
+    assert f"pagerduty-{vs.PD_INCIDENT}" not in second.drafted
