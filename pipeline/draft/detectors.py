@@ -12,7 +12,7 @@ detection       the problem existed for a while, or people noticed before monito
 response        acknowledgement took longer than the target
 alerting_noise  alert storms or flapping alerts that bury the signal
 recovery        recovery needed manual, hands-on steps
-communication   long stretches without a status update during the incident
+communication   long stretches without a status update while customers were affected
 =============== =======================================================================
 """
 
@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.blame import blame_hits
+from pipeline.draft.actions import is_customer_ticket
 from pipeline.models import (
     ActionItem,
     ContributingFactor,
@@ -57,6 +58,10 @@ _MANUAL = re.compile(
     re.IGNORECASE,
 )
 _ROLLBACK = re.compile(r"\b(roll(ed|ing)?[ -]?back|revert(ed|ing)?)\b", re.IGNORECASE)
+_CUSTOMERS_HIT = re.compile(
+    r"\bcustomers?\b[^.?!\n]{0,40}\b(?:report\w*|complain\w*|see|seeing|saw|affected|impacted|can'?t|cannot|unable)\b",
+    re.IGNORECASE,
+)
 _LUCK = re.compile(r"\b(lucky|luckily|fortunately|thankfully|by chance)\b", re.IGNORECASE)
 _FLAP_MIN = 3
 
@@ -377,8 +382,13 @@ def communication_silence(ctx: DetectorContext) -> Finding | None:
     limit = ctx.settings.silence_gap_s
     marks: list[tuple[list[str], int]] = []
     if not updates:
+        # Silence on a status page nobody used is a factor only when customers were affected and could be told:
+        # not for an internal incident, nor for a restricted (security) one.
         total = round((end.at - start.at).total_seconds())
-        if total > limit and start.event_id:
+        told_customers_nothing = ctx.manifest.visibility != "restricted" and any(
+            is_customer_ticket(e) or _CUSTOMERS_HIT.search(e.text) for e in ctx.events
+        )
+        if total > limit and start.event_id and told_customers_nothing:
             statement = f"No status-page update was posted during the {format_duration(total)} between detection and resolution."
             return Finding(
                 ContributingFactor(
