@@ -364,6 +364,54 @@ def sweep_cmd(
 
 
 @app.command()
+def incidents(
+    status: Annotated[
+        str | None, typer.Option(help="Only incidents with this status: pending, drafted or failed.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """What the sweep knows: each incident's status, draft version, attempts, last error and its ids in other
+    tools (from the ledger under POSTMORTEM_HOME)."""
+    from pipeline.ledger import Ledger
+
+    settings = get_settings()
+    with Ledger.for_home(settings.home) as ledger:
+        records = [r for r in ledger.all() if status is None or r.status == status]
+        aliases = {r.incident_id: ledger.aliases_of(r.incident_id) for r in records}
+    rows = [
+        {
+            "incident": r.incident_id,
+            "source": r.source,
+            "status": r.status,
+            "version": r.drafted_version,
+            "attempts": r.attempts,
+            "closed_at": r.closed_at.isoformat() if r.closed_at else None,
+            "error": r.error,
+            "aliases": aliases[r.incident_id],
+            "draft": str(settings.drafts_dir / r.incident_id / "latest.md") if r.drafted_version else None,
+        }
+        for r in records
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(rows)} incidents in {settings.home / 'ledger.sqlite3'}")
+    for column in ("incident", "source", "status", "version", "attempts", "also known as", "error"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["incident"]),
+            str(row["source"]),
+            str(row["status"]),
+            f"v{row['version']}" if row["version"] else "—",
+            str(row["attempts"]),
+            ", ".join(aliases[str(row["incident"])]) or "—",
+            str(row["error"] or ""),
+        )
+    out.print(table)
+
+
+@app.command()
 def receive(
     host: Annotated[str | None, typer.Option(help="Listen address (default POSTMORTEM_RECEIVER_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default POSTMORTEM_RECEIVER_PORT, 9095).")] = None,

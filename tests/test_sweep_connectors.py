@@ -46,10 +46,19 @@ def test_sweep_command_polls_vendors_listed_in_sources_yaml(tmp_path: Path) -> N
             [sys.executable, "-m", "pipeline", "sweep", "--once", "--no-index", "--json"],
             capture_output=True, text=True, env=env, check=False, timeout=120,
         )  # fmt: skip
+        listing = subprocess.run(
+            [sys.executable, "-m", "pipeline", "incidents", "--json"],
+            capture_output=True, text=True, env=env, check=True, timeout=120,
+        )  # fmt: skip
     report = json.loads(result.stdout)
     assert f"pagerduty-{vs.PD_INCIDENT}" in report["drafted"]
     assert result.returncode == 1  # the listing's other incidents 404 on detail: recorded, exit 1 to retry
     assert TOKEN not in result.stdout + result.stderr
+    rows = {row["incident"]: row for row in json.loads(listing.stdout)}  # `postmortem incidents`: the ledger
+    drafted = rows.pop(f"pagerduty-{vs.PD_INCIDENT}")
+    assert (drafted["status"], drafted["version"], drafted["error"]) == ("drafted", 1, None)
+    assert drafted["draft"].endswith("latest.md") and Path(drafted["draft"]).is_file()
+    assert rows and all(r["status"] == "failed" and "HTTP 404" in r["error"] for r in rows.values())
 
 
 def test_a_sources_file_without_its_token_is_a_clear_error(tmp_path: Path) -> None:
