@@ -191,9 +191,10 @@ class _Folds:
         subset = frame.loc[
             frame["kind"].isin(kinds) & frame["signal"].notna(), ["id", "source", "kind", "signal", "ts_ns"]
         ]
+        columns = (subset[c].tolist() for c in ("id", "source", "kind", "signal", "ts_ns"))
         self.alerts = [
-            _Alert(int(pos), str(r["id"]), str(r["source"]), str(r["kind"]), str(r["signal"]), int(r["ts_ns"]))
-            for pos, r in zip(subset.index, subset.to_dict("records"), strict=True)
+            _Alert(int(pos), str(i), str(src), str(kind), str(sig), int(ts))
+            for pos, i, src, kind, sig, ts in zip(subset.index.tolist(), *columns, strict=True)
         ]
         self.merged_into: dict[int, str] = {}
         self.members: dict[int, list[str]] = {}
@@ -225,7 +226,9 @@ class _Folds:
             seen = {first.source}
             for sig in partners[first.signal]:
                 alerts = by_signal[sig]
-                for other in alerts[bisect_left(times[sig], first.ts_ns) :]:
+                # walk forward from the first alert at first's time (indices: a tail slice would copy the list)
+                for j in range(bisect_left(times[sig], first.ts_ns), len(alerts)):
+                    other = alerts[j]
                     if other.ts_ns - first.ts_ns > window_ns:
                         break
                     if other.pos == first.pos or other.pos in self.merged_into or other.source in seen:
