@@ -305,10 +305,10 @@ def _fold_threads(frame: pd.DataFrame) -> pd.DataFrame:
     frame.loc[is_reply, "parent_id"] = frame.loc[is_reply, "thread_id"]
     order_pos = pd.Series(np.arange(len(frame)), index=frame["id"].to_numpy())
     parent_pos = frame["parent_id"].map(order_pos)
-    anchor = np.where(is_reply, parent_pos.fillna(0).to_numpy(), np.arange(len(frame)))
-    frame = frame.assign(_anchor=anchor, _reply=is_reply.astype(np.int8), _pos=np.arange(len(frame)))
-    frame = frame.sort_values(["_anchor", "_reply", "_pos"], kind="stable")
-    return frame.drop(columns=["_anchor", "_reply", "_pos"]).reset_index(drop=True)
+    position = np.arange(len(frame))
+    anchor = np.where(is_reply, parent_pos.fillna(0).to_numpy(), position)
+    order = np.lexsort((position, is_reply.to_numpy(dtype=np.int8), anchor))  # by anchor, then parent first
+    return frame.iloc[order].reset_index(drop=True)
 
 
 # --- models on demand ---------------------------------------------------------------------------------
