@@ -16,9 +16,10 @@ re-notified, resolves — and may fire again next week. Each *episode* of a grou
   ``repeat_interval`` by default, so a group still firing is never cut.
 
 An episode's incident id is ``alertmanager-<group>-<first payload's received time>``; its ref is
-``<group>/<first file>``. Times come from the file names the
-receiver chose (UTC, microseconds), so listing and snapshots are deterministic. A payload that cannot be read
-is kept in the snapshot (the parser quarantines it with its reason) and never ends an episode.
+``<group>/<first file>``. Times come from the file names the receiver chose (UTC, microseconds), so listing and
+snapshots are deterministic. A payload that cannot be read is kept in the snapshot (the parser quarantines it
+with its reason) and never ends an episode. Payloads without a ``groupKey`` share the ``no-group-key`` folder and
+are treated as one group.
 """
 
 from __future__ import annotations
