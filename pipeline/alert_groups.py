@@ -149,7 +149,7 @@ class AlertGroupSource:
         episode = next((e for e in self.episodes(group_dir) if e.files[0].name == first), None)
         if episode is None:
             raise BundleError(f"no episode of the group starts with {first}", group_dir)
-        return self.episode_files(episode)
+        return self._bundle(episode)
 
     def episode_near(self, group: str, moment: datetime | None) -> Episode | None:
         """The group's episode a paging incident closed at ``moment`` came from: the last one that started
@@ -162,22 +162,25 @@ class AlertGroupSource:
         return before[-1] if before else None
 
     def episode_files(self, episode: Episode) -> dict[str, bytes]:
-        """An episode's bundle files: the payloads as landed, and incident.yaml with its id and title."""
-        group = episode.group
-        files = {f"alertmanager/{group}/{path.name}": path.read_bytes() for path in episode.files}
+        """An episode's payloads as landed, under ``alertmanager/<group>/``."""
+        return {f"alertmanager/{episode.group}/{path.name}": path.read_bytes() for path in episode.files}
+
+    def _bundle(self, episode: Episode) -> dict[str, bytes]:
+        """The episode's payloads and an incident.yaml with its id and the first notification's title."""
+        files = self.episode_files(episode)
         manifest: dict[str, str] = {"id": episode.incident_id}
-        title = _title(episode.files[0])
+        title = _title(files[f"alertmanager/{episode.group}/{episode.files[0].name}"])
         if title:
             manifest["title"] = title
         files["incident.yaml"] = yaml.safe_dump(manifest, sort_keys=False).encode("utf-8")
         return files
 
 
-def _title(first: Path) -> str | None:
+def _title(first: bytes) -> str | None:
     """What the group's first notification said: its summary annotation, else the alert name."""
     try:
-        payload = orjson.loads(first.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        payload = orjson.loads(first)
+    except orjson.JSONDecodeError:
         return None
     if not isinstance(payload, dict):
         return None

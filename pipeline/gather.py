@@ -124,9 +124,7 @@ class Gatherer:
             episode = connector.episode_near(link.ref, closed_at)
             if episode is None:
                 raise ConnectorError(f"alertmanager: group {link.ref} has not landed here", missing=True)
-            files = connector.episode_files(episode)
-            files.pop("incident.yaml", None)
-            return episode.incident_id, files
+            return episode.incident_id, connector.episode_files(episode)
         if isinstance(connector, SlackConnector) and closed_at is not None:
             window = {
                 "oldest": closed_at - self.policy.slack_lookback,
