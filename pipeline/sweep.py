@@ -362,10 +362,9 @@ def sweep(
         # them (as aliases) before a ticket closed in the same sweep could become a second draft of one outage.
         for incident_id in sorted(work, key=lambda i: (getattr(work[i][0], "rank", DEFAULT_RANK), i)):
             source, incident = work[incident_id]
-            primary = ledger.primary_of(incident_id)
-            owner_record = ledger.get(primary) if primary != incident_id else None
-            if owner_record is not None and owner_record.source in by_name:  # gathered earlier in this sweep
-                report.linked[incident_id] = primary
+            claimed = _claimed_by(ledger, by_name, incident_id)
+            if claimed is not None:  # gathered by an incident earlier in this sweep
+                report.linked[incident_id] = claimed[0].incident_id
                 continue
             if incident_id in retry_ids:
                 report.retried += 1
@@ -388,13 +387,23 @@ def _primary(
     """A closed record that an earlier gather recorded as another incident's alias is that incident: it is
     gathered again (through the source and ref that own it, with its first closing time, so the snapshot window
     stays put) instead of becoming a second draft of the same outage."""
-    primary = ledger.primary_of(incident.incident_id)
-    record = ledger.get(primary) if primary != incident.incident_id else None
-    owner = by_name.get(record.source) if record is not None else None
-    if record is None or owner is None:
+    claimed = _claimed_by(ledger, by_name, incident.incident_id)
+    if claimed is None:
         return source, incident
-    report.linked[incident.incident_id] = primary
-    return owner, ClosedIncident(primary, record.ref, record.closed_at or incident.closed_at, owner.name)
+    record, owner = claimed
+    report.linked[incident.incident_id] = record.incident_id
+    return owner, ClosedIncident(record.incident_id, record.ref, record.closed_at or incident.closed_at, owner.name)
+
+
+def _claimed_by(
+    ledger: Ledger, by_name: Mapping[str, IncidentSource], incident_id: str
+) -> tuple[IncidentRecord, IncidentSource] | None:
+    """The incident that claimed ``incident_id`` as an alias, with the configured source that owns it; None when
+    it is nobody's alias, or its owner's source is no longer configured (then it is drafted on its own)."""
+    primary = ledger.primary_of(incident_id)
+    record = ledger.get(primary) if primary != incident_id else None
+    owner = by_name.get(record.source) if record is not None else None
+    return (record, owner) if record is not None and owner is not None else None
 
 
 def manifest_aliases(files: Mapping[str, bytes]) -> list[str]:
