@@ -62,6 +62,25 @@ class PolicyError(PostmortemError):
     """An action is not allowed by policy (for example a restricted incident to a remote model)."""
 
 
+class EgressError(PolicyError):
+    """An outbound request was refused by the egress policy: restricted content to a destination that is not
+    this machine (after provider, base URL, proxy and redirects are taken into account), or a token over plain
+    http to a remote host. ``destination`` names the effective destination."""
+
+    def __init__(self, message: str, *, destination: str) -> None:
+        self.destination = destination
+        super().__init__(message)
+
+
+class LimitExceeded(PostmortemError):
+    """An input is larger, deeper or more numerous than a configured limit allows. ``setting`` names the
+    POSTMORTEM_ setting that raises the limit."""
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        self.setting = setting
+        super().__init__(f"{message} (limit: POSTMORTEM_{setting.upper()})")
+
+
 class ConnectorError(PostmortemError):
     """A vendor API could not be read: authentication refused (401/403), retries exhausted on 429/5xx or network
     errors, or an answer in an unexpected shape. The message names the vendor and endpoint, never the token.

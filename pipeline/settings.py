@@ -47,7 +47,37 @@ class Settings(BaseSettings):
     )
     llm_cache: bool = Field(True, description="Reuse answers for identical redacted input, prompt and model.")
     allow_restricted_remote: bool = Field(
-        False, description="Allow restricted incidents to be sent to a non-local model endpoint."
+        False, description="Allow restricted incidents to be sent to a non-local endpoint (LLM, embeddings)."
+    )
+
+    # egress: every outbound call (LLM, embeddings, connectors, publishing) is checked by pipeline.egress
+    egress_local_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra host names that count as this machine (loopback always does). Only list hosts that "
+        "resolve to this machine: restricted text may be sent to them.",
+    )
+    egress_log: bool = Field(True, description="Record every egress decision in HOME/runs/egress.jsonl.")
+
+    # input limits: what a bundle, archive or file may expand to before it is refused or quarantined
+    max_bundle_bytes: int = Field(2 * 1024**3, ge=1, description="Total bytes a bundle may expand to.")
+    max_file_bytes: int = Field(512 * 1024**2, ge=1, description="Bytes one file or archive member may hold.")
+    max_bundle_files: int = Field(100_000, ge=1, description="Files (and archive members) in one bundle.")
+    max_zip_depth: int = Field(3, ge=0, description="Zips inside zips, this many levels deep.")
+    max_compression_ratio: int = Field(200, ge=1, description="Inflated/compressed size of one archive member.")
+    max_json_depth: int = Field(128, ge=8, description="Nesting depth of a JSON document.")
+    max_yaml_bytes: int = Field(1024**2, ge=1, description="Size of a YAML file (manifest, settings files).")
+    max_yaml_depth: int = Field(32, ge=4, description="Nesting depth of a YAML document.")
+    max_yaml_aliases: int = Field(0, ge=0, description="YAML aliases (*ref) allowed; 0 refuses any.")
+
+    # shared outputs (Markdown, JSON, Slack, Jira, reports)
+    mask_pii_in_outputs: bool = Field(
+        True, description="Mask emails, phone numbers and IPs in rendered outputs (secrets are always masked)."
+    )
+    link_base_url: str | None = Field(
+        None, description="Where published postmortems live; related-incident links are built from it."
+    )
+    section_key_file: Path | None = Field(
+        None, description="Key that signs section markers in drafts (created 0600 if absent); default HOME/keys."
     )
 
     # scheduled drafts
@@ -60,6 +90,15 @@ class Settings(BaseSettings):
     )
     receiver_host: str = Field("127.0.0.1", description="Address `postmortem receive` listens on.")
     receiver_port: int = Field(9095, ge=0, le=65535)
+    receiver_token: SecretStr | None = Field(
+        None, description="Bearer token Alertmanager sends (http_config.authorization.credentials)."
+    )
+    receiver_basic_user: str | None = Field(None, description="Basic-auth user (http_config.basic_auth).")
+    receiver_basic_password: SecretStr | None = Field(None, description="Basic-auth password.")
+    receiver_header_timeout_s: float = Field(10.0, gt=0, description="A client must send its headers within this.")
+    receiver_body_timeout_s: float = Field(30.0, gt=0, description="A client must send its body within this.")
+    receiver_max_connections: int = Field(32, ge=1, description="Connections served at once; more wait or are refused.")
+    receiver_max_body_bytes: int = Field(10 * 1024**2, ge=1, description="Largest webhook body accepted.")
     sources_file: Path | None = Field(
         None, description="YAML list of vendor connectors the sweep polls; default HOME/sources.yaml."
     )
