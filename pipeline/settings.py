@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         return self.sources_file or self.home / "sources.yaml"
 
     @property
+    def section_key_path(self) -> Path:
+        """The key that signs section markers (pipeline.section_key)."""
+        return self.section_key_file or self.home / "keys" / "section.key"
+
+    @property
     def runs_dir(self) -> Path:
         """Run logs (LLM calls, evaluations)."""
         return self.home / "runs"
