@@ -14,8 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from pipeline.errors import PostmortemError
+from pipeline.errors import ConfigError, PostmortemError
+from pipeline.paths import draft_file, draft_folder
 from pipeline.quantities import format_duration
 from pipeline.settings import get_settings
 
@@ -27,8 +29,10 @@ app = typer.Typer(
 )
 assets_app = typer.Typer(no_args_is_help=True, help="Offline assets (tokenizer vocabularies, embedding model).")
 app.add_typer(assets_app, name="assets")
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 170)
-err = Console(stderr=True, soft_wrap=True)
+# markup=False: ids, titles and snippets come from incident data; "[/]" in a title must print as itself, not
+# crash the command with a MarkupError (or restyle the terminal). Styled text is built with rich.text.Text.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 170, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 REPO_SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
@@ -40,6 +44,18 @@ def _prefect_env() -> None:
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _output_dir(path: Path, option: str) -> Path:
+    """A folder to write into, created if missing; a file (or a file on the way) in its place is a clear error
+    before any work is done, not an OSError after drafting."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} must be a folder, but {path} is a file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot create folder {path}: {exc.strerror}") from None
+    return path
 
 
 def _metric(value: int | None) -> str:
@@ -60,7 +76,7 @@ def draft(
 ) -> None:
     """Draft a postmortem for one incident bundle."""
     settings = get_settings()
-    target = out_dir or settings.drafts_dir
+    target = _output_dir(out_dir or settings.drafts_dir, "--out")
     if use_flow:
         _prefect_env()
         from pipeline.flows import draft_postmortem
@@ -77,11 +93,11 @@ def draft(
 
     loaded, result = draft_bundle(bundle, settings, make_drafter(settings, llm, base_url))
     if use_index:
-        from pipeline.service import open_index, safe_name, with_related
+        from pipeline.service import open_index, with_related
 
         index = open_index(settings, create=True)
         result = with_related(result, index, loaded.manifest.teams)
-        index.index_draft(result, str(target / f"{safe_name(result.incident.id)}.md"), loaded.manifest.teams)
+        index.index_draft(result, str(draft_file(target, result.incident.id, ".md")), loaded.manifest.teams)
     files = write_draft(result, target)
     for name in loaded.unrecognised:
         err.print(f"note: unrecognised file skipped: {name}")
@@ -89,7 +105,7 @@ def draft(
         sys.stdout.buffer.write(render_json(result))
         return
     m = result.metrics
-    out.print(f"[bold]{result.incident.id}[/] {result.incident.title}")
+    out.print(Text.assemble((result.incident.id, "bold"), " ", result.incident.title))
     out.print(
         f"TTD {_metric(m.time_to_detect_s)} · TTA {_metric(m.time_to_acknowledge_s)} · "
         f"TTM {_metric(m.time_to_mitigate_s)} · TTR {_metric(m.time_to_resolve_s)}"
@@ -115,7 +131,7 @@ def demo(
     bundles = sorted(p for p in samples.iterdir() if p.is_dir() or p.suffix == ".zip")
     if not bundles:
         raise PostmortemError(f"no incident bundles in {samples}")
-    target = out_dir or get_settings().home / "demo" / "drafts"
+    target = _output_dir(out_dir or get_settings().home / "demo" / "drafts", "--out")
     _prefect_env()
     from pipeline.flows import draft_bundles, index_postmortems
 
@@ -312,7 +328,7 @@ def eval_cmd(
         base_url=base_url,
         judge=judge,
     )
-    md, html = render_report(run, report or run.report_dir())
+    md, html = render_report(run, _output_dir(report, "--report") if report else run.report_dir())
     if record_baseline:
         out.print(f"baseline written: {write_baseline(run)}")
     if as_json:
@@ -324,7 +340,8 @@ def eval_cmd(
         for row in summary_rows(run):
             table.add_row(*row)
         out.print(table)
-        out.print("[bold green]PASS[/]" if run.passed else "[bold red]FAIL[/]: " + "; ".join(run.summary.reasons))
+        verdict = ("PASS", "bold green") if run.passed else ("FAIL", "bold red")
+        out.print(Text.assemble(verdict, "" if run.passed else ": " + "; ".join(run.summary.reasons)))
         out.print(f"report: {md}\n        {html}\nevents: {run.events_path}")
     raise typer.Exit(run.exit_code)
 
@@ -359,8 +376,10 @@ def sweep_cmd(
             out.print(f"{alias} is part of {incident} (gathered with it)")
         for incident, error in report.failures.items():
             err.print(f"failed: {incident}: {error}")
-    if report.failed:
-        raise typer.Exit(1)
+        for source, error in report.source_errors.items():
+            err.print(f"source failed (its incidents are listed again next sweep): {source}: {error}")
+    if report.failed or report.source_errors:
+        raise typer.Exit(1)  # what could be drafted was; exit 2 stays for errors that stop the whole command
 
 
 @app.command()
@@ -388,7 +407,7 @@ def incidents(
             "closed_at": r.closed_at.isoformat() if r.closed_at else None,
             "error": r.error,
             "aliases": aliases[r.incident_id],
-            "draft": str(settings.drafts_dir / r.incident_id / "latest.md") if r.drafted_version else None,
+            "draft": str(draft_folder(settings.drafts_dir, r.incident_id) / "latest.md") if r.drafted_version else None,
         }
         for r in records
     ]

@@ -22,6 +22,7 @@ from pipeline.eval_models import Case, CaseResult, RunSummary
 from pipeline.eval_report import render_report
 from pipeline.evaluate import EvalPlan, evaluate_case, finish_run, prepare_run
 from pipeline.models import Draft, Metrics, ParseOutput, Source
+from pipeline.paths import draft_file
 from pipeline.settings import get_settings
 from pipeline.sweep import SweepBusyError, SweepReport, sweep
 from pipeline.timeline import Timeline
@@ -114,7 +115,7 @@ def draft_postmortem(
     draft = compose_task(bundle, timeline, llm_model, base_url)
     target = Path(out_dir or get_settings().drafts_dir)
     if use_index:
-        source = str(target / f"{service.safe_name(draft.incident.id)}.md")
+        source = str(draft_file(target, draft.incident.id, ".md"))
         draft = related_and_index_task(draft, list(bundle.manifest.teams), source)
     files = write_task(draft, str(target))
     return DraftRun(

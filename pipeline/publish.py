@@ -20,6 +20,7 @@ from pipeline.connectors.jira import JiraConfig, JiraConnector
 from pipeline.connectors.slack import SlackConfig, SlackConnector
 from pipeline.errors import ConfigError, ConnectorError
 from pipeline.models import ActionItem, Draft, Source
+from pipeline.paths import draft_folder
 
 _SIMILAR = 0.5  # word-set Jaccard above which an action item and an existing issue are the same work
 _TICKET_SOURCES = frozenset({Source.JIRA, Source.GITHUB})
@@ -169,7 +170,7 @@ class Publisher:
         self.errors: dict[str, str] = {}
 
     def __call__(self, incident_id: str, version: int) -> None:
-        folder = self.drafts_root / incident_id
+        folder = draft_folder(self.drafts_root, incident_id)
         draft = Draft.model_validate_json((folder / f"v{version}.json").read_bytes())
         state_path = folder / "published.json"
         state: dict[str, Any] = json.loads(state_path.read_text("utf-8")) if state_path.exists() else {}

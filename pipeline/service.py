@@ -28,6 +28,7 @@ from pipeline.models import (
     RelatedIncident,
     ValidationReport,
 )
+from pipeline.paths import draft_file
 from pipeline.render import render_json, render_markdown
 from pipeline.settings import Settings
 from pipeline.timeline import Timeline, build_timeline
@@ -144,9 +145,8 @@ def with_related(draft: Draft, index: Index, manifest_teams: Sequence[str], k: i
 
 
 def write_draft(draft: Draft, out_dir: Path) -> DraftFiles:
-    stem = safe_name(draft.incident.id)
-    markdown = write_atomic(out_dir / f"{stem}.md", render_markdown(draft))
-    json_path = write_atomic(out_dir / f"{stem}.json", render_json(draft))
+    markdown = write_atomic(draft_file(out_dir, draft.incident.id, ".md"), render_markdown(draft))
+    json_path = write_atomic(draft_file(out_dir, draft.incident.id, ".json"), render_json(draft))
     return DraftFiles(markdown=markdown, json=json_path)
 
 
@@ -172,12 +172,6 @@ def draft_bundle(path: Path | str, settings: Settings, drafter: Drafter | None =
     return bundle, draft
 
 
-def safe_name(incident_id: str) -> str:
-    """A file name for an incident id."""
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in incident_id).strip("._")
-    return cleaned or "incident"
-
-
 def sweep_sources(settings: Settings) -> list[IncidentSource]:
     """The landing directory, the Alertmanager groups `postmortem receive` landed, and the vendor connectors in
     sources.yaml when that file exists."""
@@ -185,7 +179,7 @@ def sweep_sources(settings: Settings) -> list[IncidentSource]:
     from pipeline.sweep import LandingSource
 
     alert_groups = AlertGroupSource(settings.alerts_landing)
-    sources: list[IncidentSource] = [LandingSource(settings.landing), alert_groups]
+    sources: list[IncidentSource] = [LandingSource.from_settings(settings), alert_groups]
     if settings.sources_path.is_file():
         from pipeline.connector_source import load_sources
 

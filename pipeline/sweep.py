@@ -21,19 +21,21 @@ Drafts go to ``HOME/drafts/<incident>/v<N>.md`` and ``.json`` (N grows when the 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,8 +43,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline import service
 from pipeline.atomic import write_atomic
 from pipeline.draft.base import Drafter
-from pipeline.errors import BundleError, PostmortemError
+from pipeline.errors import BundleError, LimitExceeded, PostmortemError
 from pipeline.ledger import IncidentRecord, Ledger, short_error
+from pipeline.limits import load_yaml
+from pipeline.paths import draft_folder, snapshot_folder
 from pipeline.redraft import redraft
 from pipeline.render import render_json, render_markdown
 from pipeline.settings import Settings
@@ -54,6 +58,10 @@ EPOCH = datetime.fromtimestamp(0, UTC)
 DEFAULT_RANK = 5  # a source's optional ``rank``: lower goes first within a sweep (see ``sweep``)
 _SKIP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".lock")
 _TMP_PREFIX = ".tmp-"
+_LIMIT_DEFAULTS: dict[str, int] = {
+    name: Settings.model_fields[name].default
+    for name in ("max_bundle_files", "max_bundle_bytes", "max_file_bytes", "max_yaml_bytes")
+}
 
 
 class SweepBusyError(PostmortemError):
@@ -99,11 +107,35 @@ class LandingSource:
     bundle (modification or inode-change time, so a copy that keeps old mtimes counts when it lands), and
     adding a late export to a bundle makes it show up again (and, with new bytes, re-drafted). The
     incident id is ``id`` from the bundle's top-level incident.yaml, else the bundle's name (like
-    ``Bundle.incident_id``)."""
+    ``Bundle.incident_id``).
 
-    def __init__(self, root: Path, name: str = "landing") -> None:
+    Links are never followed: a bundle that is, or holds, a symbolic link (to a file outside it, or to nothing)
+    or anything but regular files and folders is refused when it is snapshotted, with the link named, so it fails
+    on its own in the ledger and the sweep report while the other bundles are drafted. Listing never fails for
+    one bundle's sake (it reads only ``lstat``). ``max_files``/``max_bytes``/``max_file_bytes`` bound what one
+    snapshot may read into memory (POSTMORTEM_MAX_BUNDLE_FILES, _MAX_BUNDLE_BYTES, _MAX_FILE_BYTES)."""
+
+    def __init__(
+        self,
+        root: Path,
+        name: str = "landing",
+        *,
+        max_files: int = _LIMIT_DEFAULTS["max_bundle_files"],
+        max_bytes: int = _LIMIT_DEFAULTS["max_bundle_bytes"],
+        max_file_bytes: int = _LIMIT_DEFAULTS["max_file_bytes"],
+    ) -> None:
         self.root = root
         self.name = name
+        self.limits = _ReadLimits(max_files, max_bytes, max_file_bytes)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LandingSource:
+        return cls(
+            settings.landing,
+            max_files=settings.max_bundle_files,
+            max_bytes=settings.max_bundle_bytes,
+            max_file_bytes=settings.max_file_bytes,
+        )
 
     def _entries(self) -> Iterator[Path]:
         if not self.root.is_dir():
@@ -111,13 +143,19 @@ class LandingSource:
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith(".") or entry.name.endswith(_SKIP_SUFFIXES):
                 continue
-            if entry.is_dir() or (entry.is_file() and zipfile.is_zipfile(entry)):
+            try:
+                mode = entry.lstat().st_mode
+            except OSError:
+                continue  # gone since the directory was listed
+            if stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
+                yield entry  # a link is listed so that its snapshot refuses it by name, loudly
+            elif stat.S_ISREG(mode) and _is_zip(entry):
                 yield entry
 
     def closed_since(self, since: datetime) -> list[ClosedIncident]:
         found: list[ClosedIncident] = []
         for entry in self._entries():
-            closed_at = datetime.fromtimestamp(_newest_mtime(entry), UTC)
+            closed_at = datetime.fromtimestamp(_newest_change(entry), UTC)
             if closed_at >= since:
                 found.append(ClosedIncident(_landing_id(entry), entry.name, closed_at, self.name))
         return found
@@ -125,49 +163,158 @@ class LandingSource:
     def snapshot(self, incident: ClosedIncident) -> dict[str, bytes]:
         ref = incident.ref
         entry = self.root / ref
-        if PurePosixPath(ref).name != ref or not entry.exists():
+        if PurePosixPath(ref).name != ref or ref in ("", ".", "..") or not os.path.lexists(entry):
             raise BundleError("landing bundle not found", entry)
-        if entry.is_file():
-            return {entry.name: entry.read_bytes()}
-        files: dict[str, bytes] = {}
-        for file in sorted(entry.rglob("*")):
-            rel = file.relative_to(entry)
-            if file.is_file() and _visible(rel):
-                files[f"{entry.name}/{rel.as_posix()}"] = file.read_bytes()
+        mode = entry.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            raise BundleError(
+                f"landing bundle is a symbolic link (to {entry.readlink()}); links are not followed", entry
+            )
+        if stat.S_ISREG(mode):
+            return {entry.name: _read_regular(entry, None, entry.name, self.limits.max_file_bytes, entry)}
+        files = _read_tree(entry, self.limits)
         if not files:
             raise BundleError("landing bundle holds no files", entry)
         return files
 
 
-def _changed_at(path: Path) -> float:
-    stat = path.stat()
-    return max(stat.st_mtime, stat.st_ctime)  # ctime: a copy that preserved old mtimes, or a rename, is news
+@dataclass(frozen=True)
+class _ReadLimits:
+    max_files: int
+    max_bytes: int
+    max_file_bytes: int
 
 
-def _newest_mtime(entry: Path) -> float:
-    if entry.is_file():
-        return _changed_at(entry)
-    return max([_changed_at(entry), *(_changed_at(f) for f in entry.rglob("*"))])
+def _is_zip(path: Path) -> bool:
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def _read_regular(path: Path | str, dir_fd: int | None, shown: str, max_bytes: int, bundle: Path) -> bytes:
+    """The bytes of a regular file, opened without following a link (O_NOFOLLOW) and without blocking on a FIFO
+    swapped in after it was listed; at most ``max_bytes``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BundleError(
+                f"landing bundle holds a symbolic link ({shown}); links are not followed", bundle
+            ) from None
+        raise BundleError(f"landing bundle file {shown} cannot be read ({exc.strerror})", bundle) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleError(f"landing bundle holds {shown}, which is not a regular file", bundle)
+        if info.st_size > max_bytes:
+            raise LimitExceeded(
+                f"{bundle.name}/{shown} is {info.st_size} bytes, more than {max_bytes}", setting="max_file_bytes"
+            )
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while it was read
+        raise LimitExceeded(f"{bundle.name}/{shown} is more than {max_bytes} bytes", setting="max_file_bytes")
+    return data
+
+
+_Walk = Generator[tuple[str, list[str], list[str], int], None, None]
+
+
+def _read_tree(entry: Path, limits: _ReadLimits) -> dict[str, bytes]:
+    """Every visible regular file under the bundle folder ``entry``, keyed ``<bundle>/<relative path>``.
+
+    os.fwalk hands out each folder as an open descriptor and never descends through a link; every name is
+    ``lstat``-ed relative to that descriptor and every file opened with O_NOFOLLOW, so a link swapped in between
+    listing and reading is refused too. Unreadable folders fail the bundle (fwalk would skip them silently)."""
+
+    def refuse(exc: OSError) -> None:
+        raise BundleError(f"landing bundle folder cannot be read ({exc.strerror}: {exc.filename})", entry)
+
+    files: dict[str, bytes] = {}
+    total = 0
+    walk = cast(_Walk, os.fwalk(entry, follow_symlinks=False, onerror=refuse))  # a generator: it can be closed
+    with closing(walk):  # closes the folder descriptors at once when a refusal leaves the walk early
+        for dirpath, dirnames, filenames, dir_fd in walk:
+            rel_dir = PurePosixPath(Path(dirpath).relative_to(entry).as_posix())
+            dirnames[:] = sorted(d for d in dirnames if _visible(rel_dir / d))
+            for name in sorted([*dirnames, *(f for f in filenames if _visible(rel_dir / f))]):
+                rel = (rel_dir / name).as_posix()
+                try:
+                    mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+                except OSError as exc:
+                    raise BundleError(f"landing bundle entry {rel} cannot be read ({exc.strerror})", entry) from None
+                if stat.S_ISLNK(mode):
+                    target = os.readlink(name, dir_fd=dir_fd)
+                    raise BundleError(
+                        f"landing bundle holds a symbolic link ({rel} -> {target}); links are not followed", entry
+                    )
+                if stat.S_ISDIR(mode):
+                    continue
+                if not stat.S_ISREG(mode):
+                    raise BundleError(f"landing bundle holds {rel}, which is not a regular file", entry)
+                if len(files) >= limits.max_files:
+                    raise LimitExceeded(
+                        f"landing bundle {entry.name} holds more than {limits.max_files} files",
+                        setting="max_bundle_files",
+                    )
+                data = _read_regular(name, dir_fd, rel, limits.max_file_bytes, entry)
+                total += len(data)
+                if total > limits.max_bytes:
+                    raise LimitExceeded(
+                        f"landing bundle {entry.name} holds more than {limits.max_bytes} bytes",
+                        setting="max_bundle_bytes",
+                    )
+                files[f"{entry.name}/{rel}"] = data
+    return files
+
+
+def _changed_at(path: Path | str, dir_fd: int | None = None) -> float:
+    info = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+    return max(info.st_mtime, info.st_ctime)  # ctime: a copy that preserved old mtimes, or a rename, is news
+
+
+def _newest_change(entry: Path) -> float:
+    """The newest change under ``entry`` from ``lstat`` alone: a link (broken or not) counts as itself, and an
+    entry that vanishes or cannot be read is passed over — the snapshot names what is wrong with the bundle."""
+    newest = _changed_at(entry)
+    if not stat.S_ISDIR(entry.lstat().st_mode):
+        return newest
+    for _dirpath, dirnames, filenames, dir_fd in os.fwalk(entry, follow_symlinks=False):
+        for name in (*dirnames, *filenames):
+            try:
+                newest = max(newest, _changed_at(name, dir_fd))
+            except OSError:
+                continue
+    return newest
 
 
 def _landing_id(entry: Path) -> str:
+    """``id`` from the bundle's top-level manifest, read without following links and within the YAML limits;
+    any problem falls back to the bundle's name (the draft step, or the snapshot, reports the problem)."""
     raw: bytes | None = None
+    limit = _LIMIT_DEFAULTS["max_yaml_bytes"]
     try:
-        if entry.is_dir():
+        mode = entry.lstat().st_mode
+        if stat.S_ISDIR(mode):
             for name in ("incident.yaml", "incident.yml"):
-                if (entry / name).is_file():
-                    raw = (entry / name).read_bytes()
+                if os.path.lexists(entry / name):
+                    raw = _read_regular(entry / name, None, name, limit, entry)
                     break
-        else:
+        elif stat.S_ISREG(mode):
             with zipfile.ZipFile(entry) as archive:
-                names = sorted(
-                    (n for n in archive.namelist() if PurePosixPath(n).name in ("incident.yaml", "incident.yml")),
-                    key=lambda n: n.count("/"),
+                members = sorted(
+                    (
+                        m
+                        for m in archive.infolist()
+                        if PurePosixPath(m.filename).name in ("incident.yaml", "incident.yml")
+                    ),
+                    key=lambda m: m.filename.count("/"),
                 )
-                if names and names[0].count("/") <= 1:
-                    raw = archive.read(names[0])
-        data = yaml.safe_load(raw.decode("utf-8")) if raw else None
-    except (OSError, zipfile.BadZipFile, yaml.YAMLError, UnicodeDecodeError):
+                if members and members[0].filename.count("/") <= 1 and members[0].file_size <= limit:
+                    with archive.open(members[0]) as member:
+                        raw = member.read(limit + 1)
+        data = load_yaml(raw, what=f"{entry.name} manifest") if raw and len(raw) <= limit else None
+    except (OSError, PostmortemError, zipfile.BadZipFile, yaml.YAMLError, UnicodeDecodeError, ValueError):
         data = None  # the draft step will report the bad manifest; the id falls back to the name
     if isinstance(data, dict) and data.get("id") is not None:
         return str(data["id"])
@@ -197,7 +344,7 @@ def _safe_member(name: str) -> PurePosixPath:
 def store_snapshot(home: Path, incident_id: str, digest: str, files: Mapping[str, bytes]) -> Path:
     """Write the snapshot to a temporary directory and rename it into place: the final directory is complete
     or absent. An existing final directory is a complete earlier copy (rename is atomic) and is reused."""
-    parent = home / "snapshots" / service.safe_name(incident_id)
+    parent = snapshot_folder(home, incident_id)
     final = parent / digest
     if final.is_dir():
         return final
@@ -509,7 +656,7 @@ class _Runner:
         settings = self.settings
         bundle, timeline = service.load_timeline(_bundle_root(snapshot_dir), settings)
         draft, _ = service.compose(bundle, timeline, settings, self.drafter_factory(settings))
-        out_dir = settings.drafts_dir / service.safe_name(record.incident_id)
+        out_dir = draft_folder(settings.drafts_dir, record.incident_id)
         latest_md = out_dir / "latest.md"
         teams = list(bundle.manifest.teams)
         if self.use_index:
