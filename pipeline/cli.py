@@ -439,15 +439,11 @@ def receive(
     sweep drafts every group that resolves. Ctrl-C stops it."""
     from pipeline.receiver import ReceiverConfig, make_server
 
-    settings = get_settings()
-    config = ReceiverConfig(
-        host=host or settings.receiver_host,
-        port=settings.receiver_port if port is None else port,
-        landing=settings.alerts_landing,
-    )
-    server = make_server(config)
+    config = ReceiverConfig.from_settings(get_settings(), host=host, port=port)
+    server = make_server(config)  # refuses a non-loopback address without credentials
     bound_port = server.server_address[1]
-    out.print(f"receiving Alertmanager webhooks on http://{config.host}:{bound_port}/ into {config.landing}")
+    auth = "bearer token or basic auth required" if config.authenticated else "no credentials (loopback only)"
+    out.print(f"receiving Alertmanager webhooks on http://{config.host}:{bound_port}/ into {config.landing} ({auth})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.receiver import ReceiverConfig, make_server
+from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -63,7 +64,8 @@ def prefect_harness() -> Iterator[None]:
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An Alertmanager webhook receiver on 127.0.0.1 (a free port): its URL and landing directory."""
     landing = tmp_path / "landing"
-    server = make_server(ReceiverConfig(host="127.0.0.1", port=0, landing=landing, max_body_bytes=64 * 1024))
+    settings = Settings(home=tmp_path / "receiver-home", alerts_landing_dir=landing, receiver_max_body_bytes=64 * 1024)
+    server = make_server(ReceiverConfig.from_settings(settings, host="127.0.0.1", port=0))
     thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True)
     thread.start()
     try:
