@@ -74,11 +74,11 @@ class CachingEmbedder:
         self.seconds = 0.0
         self.texts = 0
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
+    def embed(self, texts: Sequence[str], *, restricted: bool = True) -> Vectors:
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if todo:
             start = time.perf_counter()
-            for text, row in zip(todo, self._inner.embed(todo), strict=True):
+            for text, row in zip(todo, self._inner.embed(todo, restricted=restricted), strict=True):
                 self._cache[text] = row
             self.seconds += time.perf_counter() - start
             self.texts += len(todo)
@@ -323,7 +323,7 @@ class TableEmbedder:
         self.dimension = dimension
         self.table: dict[str, Vectors] = {}
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
+    def embed(self, texts: Sequence[str], *, restricted: bool = True) -> Vectors:
         out: Vectors = np.stack([self.table[t] for t in texts]).astype(np.float32)
         return out
 

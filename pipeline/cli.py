@@ -363,6 +363,8 @@ def sweep_cmd(
         report = sweep(settings, sweep_sources(settings), index=use_index, on_drafted=publisher)
         for incident, error in (publisher.errors if publisher else {}).items():
             err.print(f"publishing failed (will retry with the next version): {incident}: {error}")
+        for incident, reason in (publisher.withheld if publisher else {}).items():
+            err.print(f"not published (egress policy): {incident}: {reason}")
     else:
         _prefect_env()
         from pipeline.flows import sweep_closed_incidents

@@ -8,7 +8,10 @@ Two implementations of one small protocol:
   input to 256 tokens, ~10x slower on typical postmortem text). Mean pooling over the attention mask and L2
   normalisation match sentence-transformers and Chroma.
 - `OpenAIEmbedder` calls any OpenAI-compatible ``/v1/embeddings`` endpoint with the ``openai`` SDK, which retries
-  429/5xx (honouring Retry-After) and applies timeouts.
+  429/5xx (honouring Retry-After) and applies timeouts. Its HTTP client is the egress policy's (pipeline.egress):
+  callers say whether texts belong to a restricted incident (``embed(texts, restricted=...)``, restricted unless
+  told otherwise), and restricted texts go only to an endpoint on this machine unless policy allows otherwise,
+  whatever the proxy variables or a redirect say.
 
 Nothing heavy happens at import or construction: onnxruntime, the tokenizer and the HTTP client are created on
 first use.
@@ -20,12 +23,13 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from pipeline.assets import MINILM_FILES, MINILM_MODEL_SHA256, MINILM_NAME, minilm_dir
+from pipeline.egress import OPENAI_URL, PLACEHOLDER_KEY, EgressPolicy
 from pipeline.errors import AssetError, ConfigError, EmbeddingError
 from pipeline.settings import Settings
 
@@ -53,8 +57,12 @@ class Embedder(Protocol):
     @property
     def dimension(self) -> int: ...
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        """float32 array of shape ``(len(texts), dimension)``, rows of unit length, in input order."""
+    def embed(self, texts: Sequence[str], *, restricted: bool = True) -> Vectors:
+        """float32 array of shape ``(len(texts), dimension)``, rows of unit length, in input order.
+
+        ``restricted``: the texts belong to a restricted incident (the default, so a caller that does not say is
+        treated as carrying restricted text). An embedder that would send them off the machine refuses with
+        EgressError before sending anything."""
         ...
 
 
@@ -158,7 +166,8 @@ class LocalMiniLM:
             yield order[start:end]
             start = end
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
+    def embed(self, texts: Sequence[str], *, restricted: bool = True) -> Vectors:
+        """Runs on this machine: nothing leaves it, restricted or not."""
         items = _texts(texts)
         if not items:
             return np.zeros((0, MINILM_DIMENSION), dtype=np.float32)
@@ -187,7 +196,10 @@ class OpenAIEmbedder:
 
     Base URL and key come from ``POSTMORTEM_EMBEDDING_BASE_URL`` / ``POSTMORTEM_EMBEDDING_API_KEY``, else from
     ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``. A configured base URL without a key sends a placeholder key (local
-    servers ignore it). The dimension is learned from the first response.
+    servers ignore it). The dimension is learned from the first response, unless given (``dimension``).
+
+    Every request goes through the egress policy built from the settings (or ``policy``): one HTTP client for
+    restricted texts and one for the rest, so each request is checked for what it carries.
     """
 
     def __init__(
@@ -197,8 +209,11 @@ class OpenAIEmbedder:
         timeout: float = 60.0,
         max_retries: int = 5,
         batch_size: int | None = None,
+        policy: EgressPolicy | None = None,
+        dimension: int | None = None,
     ) -> None:
         self._model = settings.embedding_model
+        self._policy = policy or EgressPolicy.from_settings(settings)
         self._base_url = settings.embedding_base_url or os.environ.get("OPENAI_BASE_URL") or None
         key = (settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None) or os.environ.get(
             "OPENAI_API_KEY"
@@ -209,14 +224,14 @@ class OpenAIEmbedder:
                     "the openai embedding provider needs an API key: set POSTMORTEM_EMBEDDING_API_KEY or "
                     "OPENAI_API_KEY (or POSTMORTEM_EMBEDDING_BASE_URL for a local endpoint)"
                 )
-            key = "no-key-needed"
+            key = PLACEHOLDER_KEY
         self._key = key
         self._timeout = timeout
         self._max_retries = max_retries
         self._batch_size = batch_size or settings.embedding_batch_size
         self._lock = threading.Lock()
-        self._client: OpenAI | None = None
-        self._dimension: int | None = None
+        self._clients: dict[bool, OpenAI] = {}
+        self._dimension: int | None = dimension  # when known (e.g. from an existing index), no probe is sent
 
     @property
     def model_id(self) -> str:
@@ -224,32 +239,40 @@ class OpenAIEmbedder:
 
     @property
     def endpoint(self) -> str:
-        return self._base_url or "https://api.openai.com/v1"
+        return self._base_url or OPENAI_URL
 
     @property
     def dimension(self) -> int:
         """The vector size; asks the endpoint once (one short probe text) if nothing was embedded yet."""
         if self._dimension is None:
-            self.embed(["dimension probe"])
+            self.embed(["dimension probe"], restricted=False)
         assert self._dimension is not None
         return self._dimension
 
-    def _get_client(self) -> OpenAI:
+    def _get_client(self, restricted: bool) -> OpenAI:
         with self._lock:
-            if self._client is None:
+            if restricted not in self._clients:
                 from openai import OpenAI
 
-                self._client = OpenAI(
-                    api_key=self._key, base_url=self.endpoint, timeout=self._timeout, max_retries=self._max_retries
+                http = self._policy.client(purpose="embeddings", restricted=restricted, follow_redirects=True)
+                self._clients[restricted] = OpenAI(
+                    api_key=self._key,
+                    base_url=self.endpoint,
+                    timeout=self._timeout,
+                    max_retries=self._max_retries,
+                    # a legacy httpx client: the SDK accepts it at run time, its types name only httpx2
+                    http_client=cast(Any, http),
                 )
-            return self._client
+            return self._clients[restricted]
 
-    def _request(self, batch: list[str]) -> npt.NDArray[np.float64]:
+    def _request(self, batch: list[str], restricted: bool) -> npt.NDArray[np.float64]:
         import openai
 
         where = f"embedding endpoint {self.endpoint} (model {self._model})"
         try:
-            response = self._get_client().embeddings.create(model=self._model, input=batch, encoding_format="float")
+            response = self._get_client(restricted).embeddings.create(
+                model=self._model, input=batch, encoding_format="float"
+            )
         except openai.AuthenticationError as exc:
             raise EmbeddingError(
                 f"{where} rejected the API key (HTTP {exc.status_code}): check POSTMORTEM_EMBEDDING_API_KEY / OPENAI_API_KEY"
@@ -277,11 +300,17 @@ class OpenAIEmbedder:
             raise EmbeddingError(f"{where} returned an all-zero embedding")
         return rows
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
+    def embed(self, texts: Sequence[str], *, restricted: bool = True) -> Vectors:
         items = [text or " " for text in _texts(texts)]  # the API refuses empty strings
+        # Refused before anything is built or sent (EgressError, recorded); the transport checks every request
+        # (redirect hops included) as well.
+        self._policy.preflight(
+            self.endpoint, purpose="embeddings", restricted=restricted, credential=self._key != PLACEHOLDER_KEY
+        )
         if not items:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
-        parts = [self._request(items[i : i + self._batch_size]) for i in range(0, len(items), self._batch_size)]
+        size = self._batch_size
+        parts = [self._request(items[i : i + size], restricted) for i in range(0, len(items), size)]
         widths = {p.shape[1] for p in parts}
         if self._dimension is not None:
             widths.add(self._dimension)

@@ -844,8 +844,9 @@ def reference_text(gold: Gold) -> str:
 
 
 class Judge:
-    """The LLM judge. Every text is redacted before it leaves the machine; restricted incidents go only to a
-    local endpoint unless policy allows otherwise; answers are fixed choices, scored by machine."""
+    """The LLM judge. Every text is redacted before it leaves the machine; where it may go is the egress policy's
+    decision (restricted incidents only to this machine unless policy allows otherwise, judged from the effective
+    destination); answers are fixed choices, scored by machine."""
 
     def __init__(self, client: LLMClient, settings: Settings, config: JudgeConfig | None = None) -> None:
         self.client = client
@@ -853,12 +854,11 @@ class Judge:
         self.config = config or JudgeConfig()
 
     def grade(self, draft: Draft, gold: Gold, candidate: str, baseline: str | None = None) -> JudgeResult:
-        if (
-            draft.incident.visibility == "restricted"
-            and not self.client.config.is_local
-            and not self.settings.allow_restricted_remote
-        ):
-            return JudgeResult(skipped=f"restricted incident not sent to {self.client.config.endpoint}")
+        restricted = draft.incident.visibility == "restricted"
+        refusal = self.client.refusal(restricted=restricted)
+        if refusal is not None:
+            what = "restricted incident" if restricted else "incident"
+            return JudgeResult(skipped=f"{what} not sent to {self.client.config.endpoint}: {refusal}")
         redactor = Redactor()
         cut = self.config.max_chars
         common = {
@@ -868,7 +868,9 @@ class Judge:
         }
         mine = redactor.redact(candidate[:cut])
         try:
-            rubric = self._ask(RUBRIC_PROMPT, JudgeRubric, draft.incident.id, redactor, {**common, "draft": mine})
+            rubric = self._ask(
+                RUBRIC_PROMPT, JudgeRubric, draft.incident.id, redactor, {**common, "draft": mine}, restricted
+            )
             if baseline is None or not self.config.pairwise:
                 return JudgeResult(rubric=rubric)
             theirs = redactor.redact(baseline[:cut])
@@ -878,6 +880,7 @@ class Judge:
                 draft.incident.id,
                 redactor,
                 {**common, "draft_a": theirs, "draft_b": mine},
+                restricted,
             )
             second = self._ask(
                 PAIRWISE_PROMPT,
@@ -885,6 +888,7 @@ class Judge:
                 draft.incident.id,
                 redactor,
                 {**common, "draft_a": mine, "draft_b": theirs},
+                restricted,
             )
         except (LLMError, PolicyError) as exc:
             return JudgeResult(error=str(exc)[:300])
@@ -893,11 +897,19 @@ class Judge:
         )
 
     def _ask(
-        self, prompt: Prompt, schema: type[Any], incident_id: str, redactor: Redactor, variables: dict[str, str]
+        self,
+        prompt: Prompt,
+        schema: type[Any],
+        incident_id: str,
+        redactor: Redactor,
+        variables: dict[str, str],
+        restricted: bool,
     ) -> Any:
         if any(redactor.contains_known_value(v) for v in variables.values()):
             raise PolicyError("a redacted value is still present in the judge request; refusing to send it")
-        answer = self.client.structured(prompt, schema, incident_id=incident_id, variables=variables)
+        answer = self.client.structured(
+            prompt, schema, incident_id=incident_id, variables=variables, restricted=restricted
+        )
         if answer.value is None:
             raise LLMError(f"judge answer unusable: {answer.error}")
         return answer.value

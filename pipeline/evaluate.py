@@ -338,12 +338,14 @@ def prepare_run(
     prompt: Prompt | None = None
     client = None
     if model and (name == "llm" or want_judge):
+        from pipeline.egress import EgressPolicy
         from pipeline.llm import LLMClient, LLMConfig, ResponseCache, RunLog
 
         client = LLMClient(
             LLMConfig.from_settings(settings, model=model, base_url=base_url),
             RunLog(settings.runs_dir / "llm_calls.jsonl"),
             ResponseCache(settings.cache_dir / "llm") if settings.llm_cache else None,
+            policy=EgressPolicy.from_settings(settings),
         )
     drafter_impl: Drafter
     if name == "llm":

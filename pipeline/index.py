@@ -17,6 +17,12 @@ chunks their snapshot lists, so they see a document's old version or its new one
 Access control: restricted postmortems live in their own collection, queried only with a `where` requiring one
 of the caller's teams; the lexical side masks them before ranking. Filters are Chroma `where` clauses and the same
 mask, so neither leaks nor crowds out the k results.
+
+Egress: the embedder is told which texts belong to restricted incidents. When restricted text may not leave the
+machine (a remote embedding endpoint, or a Chroma server that is not local, without
+POSTMORTEM_ALLOW_RESTRICTED_REMOTE), restricted documents are not indexed (each is in the report's `rejected`, with
+the reason) and a query built from a restricted draft is answered by the lexical index alone (BM25, on this
+machine). The decision is recorded in HOME/runs/egress.jsonl.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.errors import IndexStoreError
+from pipeline.egress import EgressPolicy
+from pipeline.errors import EgressError, IndexStoreError
 from pipeline.index_chunks import Chunk, chunk_document, token_encoding
 from pipeline.index_docs import IndexDocument, Rejected, date_int, document_from_draft, load_paths, norm_label
 from pipeline.index_fusion import RRF_K, Aggregate, Mode, SearchHit, fuse
@@ -80,7 +87,9 @@ class Embedder(Protocol):
     @property
     def dimension(self) -> int: ...
 
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+    def embed(self, texts: Sequence[str], *, restricted: bool = True) -> npt.NDArray[np.float32]:
+        """Raises EgressError (before sending anything) when texts of this kind may not go where it sends them."""
+        ...
 
 
 class IndexReport(BaseModel):
@@ -236,6 +245,7 @@ class Index:
                     continue
                 (report.updated if current is not None else report.added).append(doc.incident_id)
                 changed.append((doc, version))
+            changed = self._keep_restricted_local(changed, report)
             if not changed:
                 return report
             seq = base.seq + 1
@@ -285,6 +295,42 @@ class Index:
             self._publish(self._new_snapshot(base.seq + 1, entries, chunks), base, report.removed)
         return report
 
+    def restricted_refusal(self) -> str | None:
+        """Why restricted text may not be embedded or stored by this index (recorded), or None: the embedder
+        refuses restricted texts (a remote endpoint), or the Chroma server is not this machine."""
+        try:
+            self._embedder.embed([], restricted=True)  # an empty call: only the egress decision, nothing is sent
+        except EgressError as exc:
+            return f"embedding: {exc}"
+        if self._settings.chroma_host:
+            # Chroma's own HTTP client cannot take our transport: decided by the server's address.
+            policy = EgressPolicy.from_settings(self._settings)
+            url = f"http://{self._settings.chroma_host}:{self._settings.chroma_port}"
+            decision = policy.decide(url, purpose="index:chroma", restricted=True, credential=False)
+            if not decision.allowed:
+                policy.record(decision)
+                return f"Chroma server: {decision.reason}"
+        return None
+
+    def _keep_restricted_local(
+        self, changed: list[tuple[IndexDocument, str]], report: IndexReport
+    ) -> list[tuple[IndexDocument, str]]:
+        """Restricted documents are indexed only where their text stays on this machine; otherwise each is
+        rejected with the reason (the open ones are indexed as usual)."""
+        if not any(doc.visibility == "restricted" for doc, _ in changed):
+            return changed
+        refusal = self.restricted_refusal()
+        if refusal is None:
+            return changed
+        kept: list[tuple[IndexDocument, str]] = []
+        for doc, version in changed:
+            if doc.visibility != "restricted":
+                kept.append((doc, version))
+                continue
+            (report.updated if doc.incident_id in report.updated else report.added).remove(doc.incident_id)
+            report.rejected.append(Rejected(source=doc.source, reason=f"restricted, not indexed: {refusal}"))
+        return kept
+
     def _add_chunks(self, pending: Sequence[tuple[IndexDocument, str, list[Chunk]]], seq: int) -> int:
         batch: dict[Part, tuple[list[str], list[str], list[dict[str, Any]], list[str]]] = {
             "open": ([], [], [], []),
@@ -323,13 +369,14 @@ class Index:
         for part, (ids, texts, metas, embed_inputs) in batch.items():
             for start in range(0, len(ids), size):
                 stop = start + size
-                vectors = self._embed(embed_inputs[start:stop])
+                vectors = self._embed(embed_inputs[start:stop], restricted=part == "restricted")
                 self._store.upsert(part, ids[start:stop], vectors, texts[start:stop], metas[start:stop])
             written += len(ids)
         return written
 
-    def _embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        parts = [self._embedder.embed(texts[i : i + _EMBED_SLICE]) for i in range(0, len(texts), _EMBED_SLICE)]
+    def _embed(self, texts: Sequence[str], *, restricted: bool) -> npt.NDArray[np.float32]:
+        step = _EMBED_SLICE
+        parts = [self._embedder.embed(texts[i : i + step], restricted=restricted) for i in range(0, len(texts), step)]
         vectors = np.vstack(parts) if parts else np.zeros((0, self._embedder.dimension), dtype=np.float32)
         if vectors.shape != (len(texts), self._embedder.dimension) or not np.isfinite(vectors).all():
             raise IndexStoreError(
@@ -408,8 +455,12 @@ class Index:
         mode: Mode = "hybrid",
         *,
         exclude: Sequence[str] = (),
+        query_restricted: bool = False,
     ) -> list[SearchHit]:
-        """The `k` incidents most like `query` that the caller (member of `teams`) may see and `filters` admit."""
+        """The `k` incidents most like `query` that the caller (member of `teams`) may see and `filters` admit.
+
+        `query_restricted`: the query is a restricted incident's text (a restricted draft's related incidents).
+        When that may not be sent to the embedder or the Chroma server, the search is lexical only."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if mode not in ("hybrid", "dense", "lexical"):
@@ -417,7 +468,9 @@ class Index:
         caller = tuple(dict.fromkeys(norm_label(t) for t in teams if t.strip()))
         if not query.strip():
             return []
-        qvec = self._embed([query])[0] if mode != "lexical" else None
+        if mode != "lexical" and query_restricted and self.restricted_refusal() is not None:
+            mode = "lexical"  # the refusal is recorded; BM25 runs on this machine
+        qvec = self._embed([query], restricted=query_restricted)[0] if mode != "lexical" else None
         depth = max(4 * k, 50)
         with self._swap_lock.shared():
             snap = self._snapshot()
@@ -427,9 +480,16 @@ class Index:
         return fuse(snap, query, [r for r, _ in dense], [r for r, _ in lexical], k, self._aggregate)
 
     def similar_to_draft(self, draft: Draft, k: int = 5, teams: Sequence[str] = ()) -> list[SearchHit]:
-        """Past incidents most like a draft (title, summary, contributing factors); never the draft's own id."""
+        """Past incidents most like a draft (title, summary, contributing factors); never the draft's own id. A
+        restricted draft's text is a restricted query (see `search`)."""
         parts = [draft.incident.title, draft.summary, *(f.statement for f in draft.contributing_factors)]
-        return self.search("\n".join(p for p in parts if p), k, teams=teams, exclude=[draft.incident.id])
+        return self.search(
+            "\n".join(p for p in parts if p),
+            k,
+            teams=teams,
+            exclude=[draft.incident.id],
+            query_restricted=draft.incident.visibility == "restricted",
+        )
 
     def _dense(
         self,

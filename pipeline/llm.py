@@ -2,6 +2,11 @@
 Azure-compatible gateways, Ollama, vLLM, LM Studio, llama.cpp), structured output against a pydantic model,
 timeouts, retries with backoff that honour Retry-After, a response cache, and a JSONL log of every call.
 
+Where a request may go is not decided here but by pipeline.egress: the chat model's HTTP clients use the egress
+transport (every request and redirect hop checked, proxies applied only to remote hosts), and a LangChain
+``provider:model`` — whose own client this module cannot route — is decided by name. Callers say whether a call
+carries restricted content (``restricted=``) on every call.
+
 Nothing outside this module imports LangChain or the OpenAI SDK.
 """
 
@@ -16,19 +21,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from pipeline.atomic import write_atomic
-from pipeline.errors import LLMError
+from pipeline.atomic import append_line, write_atomic
+from pipeline.egress import OPENAI_URL, PLACEHOLDER_KEY, EgressDecision, EgressPolicy
+from pipeline.errors import EgressError, LLMError
 from pipeline.prompts import Prompt
 from pipeline.settings import Settings
 
+if TYPE_CHECKING:
+    import httpx
+
 T = TypeVar("T", bound=BaseModel)
 Outcome = Literal["ok", "cache_hit", "invalid_output", "http_error", "timeout", "rate_limited", "server_error"]
-_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 @dataclass(frozen=True)
@@ -46,14 +54,20 @@ class LLMConfig:
     response_format: Literal["json_schema", "json_object_schema"] = "json_schema"
 
     @property
-    def is_local(self) -> bool:
-        """True when the endpoint is on this machine (no data leaves it)."""
-        if self.base_url is None:
-            return False
-        return (urlparse(self.base_url).hostname or "") in _LOOPBACK
+    def provider(self) -> str:
+        """``openai`` for plain names and ``openai:NAME`` (ChatOpenAI on the base URL), else the LangChain
+        provider of ``provider:NAME``, whose own client ignores the base URL."""
+        return self.model.partition(":")[0] if ":" in self.model else "openai"
+
+    @property
+    def url(self) -> str:
+        """Where an openai-provider request goes first (redirects are checked hop by hop by the transport)."""
+        return self.base_url or OPENAI_URL
 
     @property
     def endpoint(self) -> str:
+        if self.provider != "openai":
+            return f"langchain:{self.provider}"
         return urlparse(self.base_url).netloc if self.base_url else "api.openai.com"
 
     @classmethod
@@ -108,13 +122,7 @@ class RunLog:
     path: Path
 
     def append(self, record: CallRecord) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = record.model_dump_json() + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
+        append_line(self.path, record.model_dump_json())
 
     def records(self) -> list[CallRecord]:
         if not self.path.exists():
@@ -151,12 +159,14 @@ class StructuredAnswer(Generic[T]):
     cached: bool = False
 
 
-ChatFactory = Callable[[LLMConfig, Prompt], Any]
+HttpClients = tuple["httpx.Client", "httpx.AsyncClient"]
+ChatFactory = Callable[[LLMConfig, Prompt, HttpClients], Any]
 
 
-def _chat_model(config: LLMConfig, prompt: Prompt) -> Any:
+def _chat_model(config: LLMConfig, prompt: Prompt, http: HttpClients) -> Any:
     """LangChain chat model for the config. Plain model names (and `openai:NAME`) use ChatOpenAI with the base
-    URL; `provider:NAME` uses LangChain's init_chat_model when that provider's package is installed."""
+    URL over `http` (the egress-checked clients); `provider:NAME` uses LangChain's init_chat_model when that
+    provider's package is installed (the caller has decided that destination by name)."""
     provider, _, name = config.model.partition(":") if ":" in config.model else ("openai", "", config.model)
     if provider != "openai":
         try:
@@ -172,8 +182,11 @@ def _chat_model(config: LLMConfig, prompt: Prompt) -> Any:
     return ChatOpenAI(
         model=name,
         base_url=config.base_url,
-        api_key=config.api_key or SecretStr("not-needed-for-local-servers"),
+        api_key=config.api_key or SecretStr(PLACEHOLDER_KEY),
         timeout=config.timeout_s,
+        http_client=http[0],
+        http_async_client=http[1],
+        openai_proxy=None,  # routing is the egress transport's (OPENAI_PROXY would conflict with our clients)
         max_retries=0,  # retries are ours, so Retry-After is honoured and every attempt is logged
         temperature=prompt.params.temperature,
         max_completion_tokens=prompt.params.max_tokens,
@@ -184,19 +197,53 @@ def _chat_model(config: LLMConfig, prompt: Prompt) -> Any:
 
 @dataclass
 class LLMClient:
+    """Calls one configured model. ``policy`` decides where requests may go (default: the process settings'
+    policy); its transports carry every request of the chat model."""
+
     config: LLMConfig
     log: RunLog
     cache: ResponseCache | None = None
     chat_factory: ChatFactory = _chat_model
     sleep: Callable[[float], None] = time.sleep
+    policy: EgressPolicy = field(default_factory=EgressPolicy.default)
     calls: int = field(default=0, init=False)
+    _http: dict[bool, HttpClients] = field(default_factory=dict, init=False, repr=False)
+
+    def decision(self, *, restricted: bool) -> EgressDecision:
+        """Where a call would go and whether it may (not recorded): the provider by name, else the base URL
+        with the proxy that would carry it."""
+        if self.config.provider != "openai":
+            return self.policy.decide_provider(self.config.provider, purpose="llm", restricted=restricted)
+        return self.policy.decide(
+            self.config.url, purpose="llm", restricted=restricted, credential=self.config.api_key is not None
+        )
+
+    def refusal(self, *, restricted: bool) -> str | None:
+        """Why content of this kind may not be sent to the configured model (the refusal is recorded), or None.
+        Callers ask before preparing a request, to fall back with the reason."""
+        decision = self.decision(restricted=restricted)
+        if decision.allowed:
+            return None
+        self.policy.record(decision)
+        return decision.reason
+
+    def _clients(self, restricted: bool) -> HttpClients:
+        """One pair of egress-checked httpx clients per kind of content, reused across calls."""
+        if restricted not in self._http:
+            self._http[restricted] = (
+                self.policy.client(purpose="llm", restricted=restricted, follow_redirects=True),
+                self.policy.async_client(purpose="llm", restricted=restricted, follow_redirects=True),
+            )
+        return self._http[restricted]
 
     def structured(
-        self, prompt: Prompt, schema: type[T], *, incident_id: str, variables: dict[str, Any]
+        self, prompt: Prompt, schema: type[T], *, incident_id: str, variables: dict[str, Any], restricted: bool
     ) -> StructuredAnswer[T]:
         """Ask for an answer that validates against `schema`. Transport failures are retried and then raised
         as LLMError; an answer that is not valid JSON for the schema is returned with `error` set, for the
-        caller to re-ask or fall back."""
+        caller to re-ask or fall back. `restricted` says whether the variables carry a restricted incident's
+        content: the egress policy then refuses (EgressError, never retried) any destination not on this
+        machine — the base URL, a proxy, a redirect hop or a LangChain provider."""
         system, user = prompt.render(**variables)
         cache_key = (
             self.cache.key(self.config.model, self.config.endpoint, prompt.sha256, schema.__name__, system, user)
@@ -208,7 +255,15 @@ class LLMClient:
             value, error = _parse(schema, content)
             return StructuredAnswer(value, content, Usage(), error, cached=True)
 
-        model = _structured(self.chat_factory(self.config, prompt), schema, self.config, prompt)
+        if self.config.provider != "openai":  # its own client: decided by name, before anything is built
+            self.policy.enforce(self.decision(restricted=restricted))
+        else:
+            self.policy.preflight(
+                self.config.url, purpose="llm", restricted=restricted, credential=self.config.api_key is not None
+            )
+        model = _structured(
+            self.chat_factory(self.config, prompt, self._clients(restricted)), schema, self.config, prompt
+        )
         from langchain_core.messages import HumanMessage, SystemMessage
 
         messages = [SystemMessage(content=system), HumanMessage(content=user)]
@@ -216,6 +271,8 @@ class LLMClient:
             started = time.perf_counter()
             try:
                 result = model.invoke(messages)
+            except EgressError:
+                raise  # a refused destination (e.g. a redirect hop off the machine): asking again will not help
             except Exception as exc:  # noqa: BLE001 - classified below; unknown errors are re-raised
                 outcome, retry_after = _classify(exc)
                 latency = int((time.perf_counter() - started) * 1000)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pipeline.atomic import write_atomic
 from pipeline.connectors.jira import JiraConfig, JiraConnector
 from pipeline.connectors.slack import SlackConfig, SlackConnector
-from pipeline.errors import ConfigError, ConnectorError
+from pipeline.errors import ConfigError, ConnectorError, EgressError
 from pipeline.models import ActionItem, Draft, Source
 from pipeline.paths import draft_folder
 
@@ -159,7 +159,11 @@ class Publisher:
 
     ``aliases`` gives an incident's ids in other tools (the ledger's, recorded when the sweep gathered them): the
     summary goes to the incident's own Slack channel (``slack-C…``) and follow-ups are checked against the issues
-    linked to its Jira ticket (``jira-KEY``)."""
+    linked to its Jira ticket (``jira-KEY``).
+
+    A restricted incident is published only where the egress policy lets its text go (a Slack or Jira on this
+    machine, or POSTMORTEM_ALLOW_RESTRICTED_REMOTE): otherwise nothing is sent, the decision is recorded in
+    runs/egress.jsonl and the reason is kept in ``withheld`` and in published.json (not retried)."""
 
     def __init__(
         self, config: PublishConfig, drafts_root: Path, aliases: Callable[[str], list[str]] = _no_aliases
@@ -168,6 +172,7 @@ class Publisher:
         self.drafts_root = drafts_root
         self.aliases = aliases
         self.errors: dict[str, str] = {}
+        self.withheld: dict[str, str] = {}
 
     def __call__(self, incident_id: str, version: int) -> None:
         folder = draft_folder(self.drafts_root, incident_id)
@@ -176,15 +181,28 @@ class Publisher:
         state: dict[str, Any] = json.loads(state_path.read_text("utf-8")) if state_path.exists() else {}
         filed: dict[str, str] = state.setdefault("follow_ups", {})
         others = self.aliases(incident_id)
+        restricted = draft.incident.visibility == "restricted"
+        withheld: list[str] = []
         try:
-            self._announce(draft, version, state, _first(others, "slack-"))
-            self._file(draft, incident_id, filed, _first([incident_id, *others], "jira-"))
+            for step in ("slack", "jira"):
+                try:
+                    if step == "slack":
+                        self._announce(draft, version, state, _first(others, "slack-"), restricted)
+                    else:
+                        self._file(draft, incident_id, filed, _first([incident_id, *others], "jira-"), restricted)
+                except EgressError as exc:  # refused by policy: nothing was sent; a retry would be refused too
+                    withheld.append(str(exc))
         except ConnectorError as exc:  # drafting succeeded; publishing is retried with the next version
             self.errors[incident_id] = str(exc)
             state.setdefault("errors", []).append(f"v{version}: {exc}")
+        if withheld:
+            self.withheld[incident_id] = "; ".join(withheld)
+            state["withheld"] = f"v{version}: " + "; ".join(withheld)
         write_atomic(state_path, json.dumps(state, indent=2, sort_keys=True))
 
-    def _announce(self, draft: Draft, version: int, state: dict[str, Any], incident_channel: str | None) -> None:
+    def _announce(
+        self, draft: Draft, version: int, state: dict[str, Any], incident_channel: str | None, restricted: bool
+    ) -> None:
         section = self.config.slack
         if not section or state.get("posted_version") == version:
             return
@@ -195,11 +213,14 @@ class Publisher:
         config = SlackConfig(token=_token(section, "slack"), **{k: v for k, v in section.items() if k in ("base_url",)})
         link = f"{self.config.link_base}{draft.incident.id}" if self.config.link_base else None
         with SlackConnector(config) as slack:
+            slack.client.carry(purpose="publish:slack", restricted=restricted)
             state["posted_ts"] = post_summary(slack, str(channel), draft, link)
         state["posted_channel"] = str(channel)
         state["posted_version"] = version
 
-    def _file(self, draft: Draft, incident_id: str, filed: dict[str, str], incident_key: str | None) -> None:
+    def _file(
+        self, draft: Draft, incident_id: str, filed: dict[str, str], incident_key: str | None, restricted: bool
+    ) -> None:
         section = self.config.jira
         if not section:
             return
@@ -209,6 +230,7 @@ class Publisher:
             update={"action_items": [a for a in draft.action_items if a.description not in filed]}
         )
         with JiraConnector(config) as jira:
+            jira.client.carry(purpose="publish:jira", restricted=restricted)
             report = create_follow_ups(jira, str(section["project"]), pending, incident_key)
         created = iter(report.created)
         for item in pending.action_items:

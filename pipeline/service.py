@@ -114,7 +114,8 @@ def compose(
 
 
 def open_index(settings: Settings, *, create: bool = False) -> Index:
-    """The similar-incident index with the configured embedder (local ONNX MiniLM unless configured)."""
+    """The similar-incident index with the configured embedder (local ONNX MiniLM unless configured). The
+    embedder's requests and the index's restricted documents and queries follow the settings' egress policy."""
     from pipeline.embeddings import make_embedder
     from pipeline.index import Index
 
@@ -155,6 +156,7 @@ def make_drafter(settings: Settings, model: str | None = None, base_url: str | N
     if not (model or settings.llm_model):
         return FactsDrafter()
     from pipeline.draft.llm_drafter import LLMDrafter
+    from pipeline.egress import EgressPolicy
     from pipeline.llm import LLMClient, LLMConfig, ResponseCache, RunLog
 
     config = LLMConfig.from_settings(settings, model=model, base_url=base_url)
@@ -162,6 +164,7 @@ def make_drafter(settings: Settings, model: str | None = None, base_url: str | N
         config,
         RunLog(settings.runs_dir / "llm_calls.jsonl"),
         ResponseCache(settings.cache_dir / "llm") if settings.llm_cache else None,
+        policy=EgressPolicy.from_settings(settings),
     )
     return LLMDrafter(client, settings, restore_kinds=frozenset(settings.redaction_restore_kinds))
 

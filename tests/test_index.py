@@ -49,7 +49,7 @@ class HashEmbedder:
         self.model_id = model_id
         self.dimension = dimension
 
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def embed(self, texts: Sequence[str], *, restricted: bool = True) -> npt.NDArray[np.float32]:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"[a-z0-9]+", text.lower()):
@@ -67,7 +67,7 @@ class AngleEmbedder:
     model_id = "test/angle"
     dimension = 8
 
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def embed(self, texts: Sequence[str], *, restricted: bool = True) -> npt.NDArray[np.float32]:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             m = re.search(r"angle(\d+)", text)

@@ -10,6 +10,12 @@ Retries: 429 (honouring ``Retry-After`` in seconds or as an HTTP date, capped at
 transport errors are retried up to ``max_retries`` times with exponential backoff; 401/403 raise a
 ``ConnectorError`` at once saying the token was refused. Tokens live in ``SecretStr`` and are only ever put in
 request headers: log lines and error messages name the vendor, method and path, never headers or the token.
+
+Egress: every request goes through the egress transport (pipeline.egress), which records it and routes remote
+hosts through the environment's proxy and local ones directly. A token is never sent over plain ``http://`` to a
+host that is not this machine: such a base URL is refused when the client is built, before any request, and any
+later URL (a pagination link) is checked again. A publisher marks the client as carrying restricted content
+(``carry``) before posting a restricted incident's text.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from pipeline.egress import EgressPolicy, EgressTransport
 from pipeline.errors import ConnectorError
 from pipeline.models import Source
 
@@ -112,7 +119,11 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
 
 
 class ApiClient:
-    """httpx.Client plus the retry and auth-failure policy. One per connector; close() or use as a context."""
+    """httpx.Client plus the retry and auth-failure policy. One per connector; close() or use as a context.
+
+    ``transport`` (tests) sends after the egress check; ``wrap`` wraps the egress transport (a vendor's response
+    rewriting, e.g. GitHub's rate limits) so requests are still checked and routed by it. ``policy`` defaults to
+    the process settings' egress policy."""
 
     def __init__(
         self,
@@ -122,19 +133,32 @@ class ApiClient:
         *,
         auth: httpx.Auth | None = None,
         transport: httpx.BaseTransport | None = None,
+        wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
         sleep: Sleep = time.sleep,
+        policy: EgressPolicy | None = None,
     ) -> None:
         self.vendor = vendor
         self.config = config
         self._sleep = sleep
+        policy = policy or EgressPolicy.default()
+        base_url = config.base_url.rstrip("/")
+        # The token goes with every request: refused here, before any request, over plain http to a remote host.
+        policy.preflight(base_url, purpose=f"connector:{vendor}", restricted=False, credential=True)
+        self._egress = EgressTransport(policy, purpose=f"connector:{vendor}", restricted=False, inner=transport)
         self._client = httpx.Client(
-            base_url=config.base_url.rstrip("/"),
+            base_url=base_url,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers},
             auth=auth,
             timeout=config.timeout_s,
-            transport=transport,
+            transport=wrap(self._egress) if wrap is not None else self._egress,
             follow_redirects=False,
         )
+
+    def carry(self, *, purpose: str, restricted: bool) -> None:
+        """Say what the following requests carry (a publisher posting an incident's text): the egress policy
+        then decides each request for that purpose and content."""
+        self._egress.purpose = purpose
+        self._egress.restricted = restricted
 
     def close(self) -> None:
         self._client.close()

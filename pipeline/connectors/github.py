@@ -82,8 +82,10 @@ class GitHubConnector(Connector):
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
         }
-        wrapped = _RateLimitAwareTransport(transport or httpx.HTTPTransport())
-        super().__init__(ApiClient(self.vendor, config, headers, transport=wrapped, sleep=sleep))
+        client = ApiClient(
+            self.vendor, config, headers, transport=transport, wrap=_RateLimitAwareTransport, sleep=sleep
+        )
+        super().__init__(client)
 
     @property
     def _repo_path(self) -> str:

@@ -3,8 +3,9 @@ exactly the checks the FactsDrafter passes. One re-ask carrying the problems; th
 reason recorded in provenance. No error text ever becomes draft content.
 
 Before anything leaves the machine every text is redacted (stable placeholders, mapping kept here), the
-request is checked once more for any original secret value, and restricted incidents only go to local
-endpoints unless policy allows otherwise.
+request is checked once more for any original secret value, and where it may go is the egress policy's decision
+(pipeline.egress): restricted incidents only go to this machine unless policy allows otherwise, judged from the
+effective destination (provider, base URL, proxy, every redirect hop).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pipeline.budget import Coverage, PackedTimeline, chunk_by_tokens, count_tok
 from pipeline.draft.base import DraftResult
 from pipeline.draft.facts import FactsSheet, validation_facts
 from pipeline.draft.facts_drafter import FactsDrafter
-from pipeline.errors import LLMError, PolicyError
+from pipeline.errors import EgressError, LLMError, PolicyError
 from pipeline.llm import LLMClient, Usage
 from pipeline.models import DraftContent, Event, ValidationReport
 from pipeline.prompts import Prompt, get_prompt
@@ -95,22 +96,21 @@ class LLMDrafter:
     def draft(self, facts: FactsSheet, timeline: Timeline) -> DraftResult:
         tally = _Tally()
         config = self.client.config
-        if (
-            facts.incident.visibility == "restricted"
-            and not config.is_local
-            and not self.settings.allow_restricted_remote
-        ):
-            return self._fall_back(
-                facts, timeline, tally, None, f"restricted incident not sent to the remote endpoint {config.endpoint}"
-            )
+        restricted = facts.incident.visibility == "restricted"
+        refusal = self.client.refusal(restricted=restricted)
+        if refusal is not None:
+            what = "restricted incident" if restricted else "incident"
+            return self._fall_back(facts, timeline, tally, None, f"{what} not sent to {config.endpoint}: {refusal}")
         redactor = Redactor()
         events = [e.model_copy(update={"text": redactor.redact(e.text)}) for e in timeline.events()]
         texts = {e.id: e.text for e in events}
         facts_json = redactor.redact(_facts_for_prompt(facts))
         packed = self._pack(facts, events, facts_json)
         try:
-            packed = self._summarise_leftovers(packed, events, facts.incident.id, redactor, tally)
-            content, report = self._ask(facts, timeline, facts_json, packed, texts, redactor, tally)
+            packed = self._summarise_leftovers(packed, events, facts.incident.id, redactor, tally, restricted)
+            content, report = self._ask(facts, timeline, facts_json, packed, texts, redactor, tally, restricted)
+        except EgressError as exc:
+            return self._fall_back(facts, timeline, tally, packed.coverage, f"refused by the egress policy: {exc}")
         except LLMError as exc:
             return self._fall_back(facts, timeline, tally, packed.coverage, f"model call failed: {exc}")
         if content is None:
@@ -156,7 +156,13 @@ class LLMDrafter:
         return pack_timeline(events, must, budget, self._count)
 
     def _summarise_leftovers(
-        self, packed: PackedTimeline, events: list[Event], incident_id: str, redactor: Redactor, tally: _Tally
+        self,
+        packed: PackedTimeline,
+        events: list[Event],
+        incident_id: str,
+        redactor: Redactor,
+        tally: _Tally,
+        restricted: bool,
     ) -> PackedTimeline:
         """Map step: substantive events that did not fit are condensed, chunk by chunk, into notes that cite
         them. Bounded by settings.llm_map_max_calls; whatever stays out is reported, never silently cut."""
@@ -184,7 +190,9 @@ class LLMDrafter:
                 "max_notes": _MAP_NOTES,
             }
             self._guard(redactor, variables)
-            answer = self.client.structured(self.map_prompt, EventNotes, incident_id=incident_id, variables=variables)
+            answer = self.client.structured(
+                self.map_prompt, EventNotes, incident_id=incident_id, variables=variables, restricted=restricted
+            )
             tally.add(answer.usage, answer.cached)
             summarised += len(chunk_events)
             if answer.value is None:
@@ -209,6 +217,7 @@ class LLMDrafter:
         texts: dict[str, str],
         redactor: Redactor,
         tally: _Tally,
+        restricted: bool,
     ) -> tuple[DraftContent | None, ValidationReport]:
         checks = validation_facts(facts, timeline, texts=texts)
         feedback = ""
@@ -223,7 +232,7 @@ class LLMDrafter:
             }
             self._guard(redactor, variables)
             answer = self.client.structured(
-                self.prompt, DraftContent, incident_id=facts.incident.id, variables=variables
+                self.prompt, DraftContent, incident_id=facts.incident.id, variables=variables, restricted=restricted
             )
             tally.add(answer.usage, answer.cached)
             if answer.value is None:
