@@ -72,6 +72,17 @@ class EgressError(PolicyError):
         super().__init__(message)
 
 
+class LeakError(PolicyError):
+    """An output (draft file, Slack post, Jira issue, eval report) would carry a secret, or an original value the
+    redactor replaced: it is refused rather than written or sent. ``where`` names the output and ``kinds`` the
+    kinds found; the message never holds a value."""
+
+    def __init__(self, where: str, kinds: list[str]) -> None:
+        self.where = where
+        self.kinds = kinds
+        super().__init__(f"refusing to write {where}: it would contain {', '.join(kinds)} (a redaction was bypassed)")
+
+
 class LimitExceeded(PostmortemError):
     """An input is larger, deeper or more numerous than a configured limit allows. ``setting`` names the
     POSTMORTEM_ setting that raises the limit."""

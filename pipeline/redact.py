@@ -1,4 +1,5 @@
-"""Secrets and PII are scrubbed here before any text leaves the machine (an LLM prompt, the search index).
+"""Secrets and PII are scrubbed here before any text leaves the machine (an LLM prompt, the search index) or is
+rendered (a draft, a post, a report).
 
 One `Redactor` per incident. It replaces every detected value with a stable placeholder — `[EMAIL_1]`,
 `[AWS_ACCESS_KEY_1]`, `[SECRET_2]` … — numbered per kind in order of first appearance, so the same input in the
@@ -25,6 +26,11 @@ Detection (no detector library for secrets; see `DETECTION` notes below for why)
   of the same value in any text is redacted too ("sweep"); `redact_many` detects over all texts first, so the
   sweep covers earlier texts as well. After replacing, changed text is scanned again until nothing new turns
   up (a value glued to a redacted one is only visible then), so `redact(redact(x)) == redact(x)`.
+
+Shared outputs: `output_mask_kinds` says which kinds a draft, a Slack post, a Jira issue or a report may never
+show (secrets and card numbers always; other PII unless masking is turned off or a kind is explicitly put back);
+a Redactor built with `kinds=` replaces only those. Placeholders already in a text keep their numbers when a
+second Redactor sees it (it numbers new values after them), so re-redacting for an LLM never reuses `[EMAIL_1]`.
 
 Overlaps: the more specific rule wins (private key > vendor token > URL password > assignment > e-mail > card >
 phone > IP > entropy), then the longer match. Placeholders already in a text are never touched.
@@ -59,6 +65,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from phonenumbers import PhoneNumber
@@ -101,6 +109,8 @@ NEVER_RESTORED: frozenset[str] = SECRET_KINDS | {CARD}
 #: Kinds whose values are only recognisable in context; later bare occurrences are swept.
 _SWEPT_KINDS: frozenset[str] = frozenset({SECRET, URL_PASSWORD})
 _SWEEP_MIN_LEN = 6
+#: Originals at least this long are swept from every text, so an output check may look for them anywhere.
+KNOWN_VALUE_MIN_LEN = _SWEEP_MIN_LEN
 _MAX_PASSES = 4
 
 IpPolicy = Literal["public", "all", "none"]
@@ -337,16 +347,34 @@ def _group_span(m: re.Match[str]) -> tuple[int, int, str] | None:
 
 
 class Detector:
-    """Stateless detection: `scan(text)` returns non-overlapping findings in text order."""
+    """Stateless detection: `scan(text)` returns non-overlapping findings in text order.
 
-    def __init__(self, *, ip_policy: IpPolicy = "public", phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> None:
+    `kinds` limits what is reported (every kind by default). The filter applies to the candidates, before
+    overlaps are resolved, so a secret is still found inside a span a kind left out would have claimed (an
+    entropy-looking token in an e-mail's local part when e-mails are kept). `entropy=False` leaves out the bare
+    high-entropy rule, the one heuristic that fires on generated names (`20250814T170200Z-PayHarborApiErrorRate`):
+    checks of texts the pipeline writes itself (a report) use it; redaction never does."""
+
+    def __init__(
+        self,
+        *,
+        ip_policy: IpPolicy = "public",
+        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+        kinds: Collection[str] | None = None,
+        entropy: bool = True,
+    ) -> None:
         if ip_policy not in ("public", "all", "none"):
             raise ValueError(f"ip_policy must be 'public', 'all' or 'none', not {ip_policy!r}")
         self.ip_policy: IpPolicy = ip_policy
         self.phone_regions = tuple(phone_regions)
+        self.kinds: frozenset[str] = ALL_KINDS if kinds is None else frozenset(kinds)
+        self.entropy = entropy
+        unknown = self.kinds - ALL_KINDS
+        if unknown:
+            raise ValueError(f"unknown kinds: {', '.join(sorted(unknown))}")
 
     def __repr__(self) -> str:
-        return f"Detector(ip_policy={self.ip_policy!r}, phone_regions={self.phone_regions!r})"
+        return f"Detector(ip_policy={self.ip_policy!r}, phone_regions={self.phone_regions!r}, kinds={len(self.kinds)})"
 
     # The pre-checks below are what makes clean text cheap: each family runs only when a substring it cannot
     # match without is present.
@@ -376,13 +404,16 @@ class Detector:
                 out.extend(self._ips(_IPV4_RE, text))
             if text.count(":") >= 2:
                 out.extend(self._ips(_IPV6_RE, text))
-        if len(text) >= 32 and _ENTROPY_RE.search(text):
+        if self.entropy and len(text) >= 32 and _ENTROPY_RE.search(text):
             out.extend(_entropy(text))
         return out
 
     def scan(self, text: str) -> list[Finding]:
         protected = _placeholder_spans(text)
-        found = resolve(self.candidates(text), protected)
+        candidates = self.candidates(text)
+        if self.kinds is not ALL_KINDS:
+            candidates = [f for f in candidates if f.kind in self.kinds]
+        found = resolve(candidates, protected)
         if not found:
             return found
         # a value found in context ("password=abc123 … abc123") is redacted wherever else it occurs in the text
@@ -606,8 +637,11 @@ class Redactor:
         ip_policy: IpPolicy = "public",
         phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
         detector: Detector | None = None,
+        kinds: Collection[str] | None = None,
     ) -> None:
-        self.detector = detector or Detector(ip_policy=ip_policy, phone_regions=phone_regions)
+        if detector is not None and kinds is not None:
+            raise ValueError("pass kinds to the Detector, or no Detector")
+        self.detector = detector or Detector(ip_policy=ip_policy, phone_regions=phone_regions, kinds=kinds)
         self._by_value: dict[str, Redaction] = {}
         self._by_placeholder: dict[str, Redaction] = {}
         self._counters: Counter[str] = Counter()
@@ -634,10 +668,11 @@ class Redactor:
 
     @property
     def distinct(self) -> dict[str, int]:
-        """Distinct values per kind so far."""
-        return dict(sorted(self._counters.items()))
+        """Distinct values per kind so far (placeholder numbers may run higher: see `_reserve`)."""
+        return dict(sorted(Counter(entry.kind for entry in self._by_value.values()).items()))
 
     def redact(self, text: str) -> str:
+        self._reserve(text)
         findings = self.detector.scan(text)
         for f in findings:
             self._register(f.kind, f.value)
@@ -650,6 +685,7 @@ class Redactor:
         scan = self.detector.scan
         found: list[list[Finding]] = []
         for text in items:
+            self._reserve(text)
             fs = scan(text)
             for f in fs:
                 self._register(f.kind, f.value)
@@ -685,12 +721,34 @@ class Redactor:
 
         return PLACEHOLDER_RE.sub(put_back, text)
 
-    def contains_known_value(self, text: str) -> bool:
+    def contains_known_value(self, text: str, *, kinds: Collection[str] | None = None, min_length: int = 1) -> bool:
         """True when `text` holds any original value this Redactor has replaced (a last check before a prompt
-        or an index write)."""
-        return any(v in text for v in self._by_value)
+        or an index write). `kinds` limits the check to values of those kinds; `min_length` skips short values
+        (a three-letter password found in context may legitimately occur as a word elsewhere)."""
+        return bool(self.known_kinds_in(text, kinds=kinds, min_length=min_length))
+
+    def known_kinds_in(self, text: str, *, kinds: Collection[str] | None = None, min_length: int = 1) -> list[str]:
+        """The kinds (never the values) of the originals this Redactor replaced that occur in `text`."""
+        wanted = None if kinds is None else set(kinds)
+        found = {
+            entry.kind
+            for value, entry in self._by_value.items()
+            if len(value) >= min_length and (wanted is None or entry.kind in wanted) and value in text
+        }
+        return sorted(found)
 
     # --- internals ---------------------------------------------------------------------------------------
+
+    def _reserve(self, text: str) -> None:
+        """Placeholders another Redactor already put in `text` keep their numbers: a new value of the same kind
+        gets the next free one, so `[EMAIL_1]` never stands for two different addresses (texts scrubbed once
+        for the outputs are redacted again before an LLM call or an index write)."""
+        if "[" not in text:
+            return
+        for m in PLACEHOLDER_RE.finditer(text):
+            kind, n = m.group("kind"), int(m.group("n"))
+            if kind in ALL_KINDS and m.group() not in self._by_placeholder and n > self._counters[kind]:
+                self._counters[kind] = n
 
     def _register(self, kind: str, value: str) -> Redaction:
         entry = self._by_value.get(value)
@@ -743,6 +801,22 @@ class Redactor:
             pos = f.end
         parts.append(text[pos:])
         return "".join(parts)
+
+
+def output_mask_kinds(mask_pii: bool, restore_kinds: Collection[str] = ()) -> frozenset[str]:
+    """The kinds masked in shared outputs (Markdown, JSON, Slack, Jira, reports): secrets and card numbers
+    always; the other PII kinds unless `mask_pii` is off or a policy explicitly puts them back. Asking to put
+    back a secret kind, a card number or an unknown kind is a configuration error, never silently ignored."""
+    wanted = frozenset(restore_kinds)
+    if wanted & NEVER_RESTORED or wanted - ALL_KINDS:
+        bad = ", ".join(sorted((wanted & NEVER_RESTORED) | (wanted - ALL_KINDS)))
+        raise ConfigError(
+            f"redaction_restore_kinds: {bad} cannot be put back in outputs "
+            f"(secrets and card numbers are never restored; known PII kinds: {', '.join(sorted(PII_KINDS - {CARD}))})"
+        )
+    if not mask_pii:
+        return NEVER_RESTORED
+    return ALL_KINDS - wanted
 
 
 def redact_text(text: str) -> str:

@@ -17,7 +17,10 @@ _STATED = re.compile(
 _WE_SHOULD = re.compile(
     r"\bwe (?:should|need to|must|ought to)\s+(?!have\b|'ve\b)(?P<what>[^.?!\n]{8,})", re.IGNORECASE
 )
-_MENTION = re.compile(r"@(?P<name>[A-Za-z][\w.\-]*(?:\s[A-Z][a-z]+)?)")
+# A mention starts a word: the "@" of an e-mail address or of a URL's credentials (`user:pw@host`, or
+# `[URL_PASSWORD_1]@host` once redacted) is not one, and must survive (dropping it hides the value from the
+# redactor and makes "host" an owner).
+_MENTION = re.compile(r"(?<![\w.%+\-:/\]])@(?P<name>[A-Za-z][\w.\-]*(?:\s[A-Z][a-z]+)?)")
 _OWNER_WILL = re.compile(r"^(?P<name>[A-Z][a-z]+)\s+(?:will|to)\s+", re.UNICODE)
 # The owner named at the start of a stated item: "@dana.o: …", "@dana to …", "Dana will …" (not kept in the text).
 _LEADING_OWNER = re.compile(

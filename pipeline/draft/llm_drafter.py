@@ -24,7 +24,7 @@ from pipeline.errors import EgressError, LLMError, PolicyError
 from pipeline.llm import LLMClient, Usage
 from pipeline.models import DraftContent, Event, ValidationReport
 from pipeline.prompts import Prompt, get_prompt
-from pipeline.redact import Redactor
+from pipeline.redact import ALL_KINDS, Redactor, output_mask_kinds
 from pipeline.settings import Settings
 from pipeline.timeline import Timeline
 from pipeline.validate import validate_content
@@ -86,7 +86,10 @@ class LLMDrafter:
         self.settings = settings
         self.prompt = prompt or get_prompt("draft_postmortem")
         self.map_prompt = map_prompt or get_prompt("summarise_events")
-        self.restore_kinds = restore_kinds
+        # what the shared outputs keep unmasked (the texts arrive scrubbed of everything else) is redacted for
+        # the model and put back in its answer, so prose and timeline show the same thing
+        kept = ALL_KINDS - output_mask_kinds(settings.mask_pii_in_outputs, settings.redaction_restore_kinds)
+        self.restore_kinds = frozenset(restore_kinds) | kept
         self.fallback = FactsDrafter()
 
     @property
