@@ -89,16 +89,18 @@ def draft(
         return
 
     from pipeline.render import render_json
-    from pipeline.service import draft_bundle, make_drafter, write_draft
+    from pipeline.service import draft_bundle, make_drafter, section_key, write_draft
 
+    key = section_key(settings)  # before drafting: a bad key file fails fast, with nothing written
     loaded, result = draft_bundle(bundle, settings, make_drafter(settings, llm, base_url))
     if use_index:
         from pipeline.service import open_index, with_related
 
         index = open_index(settings, create=True)
-        result = with_related(result, index, loaded.manifest.teams)
-        index.index_draft(result, str(draft_file(target, result.incident.id, ".md")), loaded.manifest.teams)
-    files = write_draft(result, target)
+        result = with_related(result, index, loaded.manifest.teams, link_base_url=settings.link_base_url)
+        # the index records the draft's file name, not a path of this machine
+        index.index_draft(result, draft_file(target, result.incident.id, ".md").name, loaded.manifest.teams)
+    files = write_draft(result, target, key)
     for name in loaded.unrecognised:
         err.print(f"note: unrecognised file skipped: {name}")
     if as_json:

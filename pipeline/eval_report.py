@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,26 +164,34 @@ class _Details:
     blocks: list[Any]
 
 
-def _md_cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+_MD_PUNCT = str.maketrans({c: "\\" + c for c in "\\`[]|"})
+_HTML_START = re.compile(r"<(?![\s=]|$)|&(?=[#A-Za-z])")  # what could open a tag, comment, autolink or entity
+
+
+def _md_text(text: str) -> str:
+    """Report text is data (case ids, errors and fallback reasons can quote incident text): one line, a `<` or
+    `&` that could start HTML (an element, a comment, an autolink, an entity) as an entity, and the characters
+    of links, images, code and table cells escaped. "<= 0" in a threshold reason stays as it is."""
+    flat = " ".join(text.split()).translate(_MD_PUNCT)
+    return _HTML_START.sub(lambda m: "&lt;" if m[0] == "<" else "&amp;", flat)
 
 
 def _to_markdown(blocks: Sequence[Any]) -> str:
     out: list[str] = []
     for b in blocks:
         if isinstance(b, _Heading):
-            out += ["#" * b.level + " " + b.text, ""]
+            out += ["#" * b.level + " " + _md_text(b.text), ""]
         elif isinstance(b, _Para):
-            out += [f"**{b.text}**" if b.strong else b.text, ""]
+            out += [f"**{_md_text(b.text)}**" if b.strong else _md_text(b.text), ""]
         elif isinstance(b, _List):
-            out += [f"- {_md_cell(i)}" for i in b.items] + [""]
+            out += [f"- {_md_text(i)}" for i in b.items] + [""]
         elif isinstance(b, _Table):
-            out.append("| " + " | ".join(_md_cell(h) for h in b.headers) + " |")
+            out.append("| " + " | ".join(_md_text(h) for h in b.headers) + " |")
             out.append("|" + "|".join("---" for _ in b.headers) + "|")
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+            out += ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in b.rows]
             out.append("")
         elif isinstance(b, _Image):
-            out += [f"![{b.alt}]({b.file})", ""]
+            out += [f"![{_md_text(b.alt)}]({b.file})", ""]  # a plot beside the report, by its relative name
         elif isinstance(b, _Details):
             out += ["<details>", f"<summary>{html.escape(b.summary)}</summary>", ""]
             out += _to_markdown(b.blocks).splitlines()

@@ -89,14 +89,15 @@ def related_and_index_task(draft: Draft, teams: list[str], source: str) -> Draft
     """Add the past incidents most like this one (when the index has any), then index the new draft."""
     settings = get_settings()
     index = service.open_index(settings, create=True)
-    draft = service.with_related(draft, index, teams)
+    draft = service.with_related(draft, index, teams, link_base_url=settings.link_base_url)
     index.index_draft(draft, source, teams)
     return draft
 
 
 @task(name="write-draft", retries=3, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NONE)
 def write_task(draft: Draft, out_dir: str) -> service.DraftFiles:
-    return service.write_draft(draft, Path(out_dir))
+    """The key is loaded here, never passed as a task parameter (Prefect records parameters)."""
+    return service.write_draft(draft, Path(out_dir), service.section_key(get_settings()))
 
 
 @flow(name="draft_postmortem")
@@ -115,7 +116,7 @@ def draft_postmortem(
     draft = compose_task(bundle, timeline, llm_model, base_url)
     target = Path(out_dir or get_settings().drafts_dir)
     if use_index:
-        source = str(draft_file(target, draft.incident.id, ".md"))
+        source = draft_file(target, draft.incident.id, ".md").name  # not a path of this machine
         draft = related_and_index_task(draft, list(bundle.manifest.teams), source)
     files = write_task(draft, str(target))
     return DraftRun(

@@ -13,12 +13,14 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.errors import LimitExceeded
+from pipeline.limits import load_yaml
 from pipeline.models import Draft
 
 Visibility = Literal["public", "internal", "restricted"]
@@ -250,7 +252,9 @@ def document_from_markdown(text: str, source: str) -> IndexDocument:
     meta: dict[str, Any] = {}
     if m := _FRONT_MATTER.match(text):
         try:
-            loaded = yaml.safe_load(m[1])
+            loaded = load_yaml(m[1], what="front matter")
+        except LimitExceeded as exc:
+            raise DocumentError(str(exc)) from exc
         except yaml.YAMLError as exc:
             raise DocumentError(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from exc
         except ValueError as exc:  # PyYAML builds dates itself and raises on impossible ones (2024-02-30)
@@ -340,7 +344,9 @@ def document_from_record(record: object, source: str) -> IndexDocument:
     )
 
 
-def documents_from_jsonl(path: Path) -> Iterator[IndexDocument | Rejected]:
+def documents_from_jsonl(path: Path, label: str | None = None) -> Iterator[IndexDocument | Rejected]:
+    """One document per line; a document's source is ``label:LINE`` (``label`` defaults to the path), a rejected
+    line's ``path:LINE``."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -351,7 +357,7 @@ def documents_from_jsonl(path: Path) -> Iterator[IndexDocument | Rejected]:
             continue
         where = f"{path}:{number}"
         try:
-            yield document_from_record(json.loads(line), where)
+            yield document_from_record(json.loads(line), f"{label or path}:{number}")
         except json.JSONDecodeError as exc:
             yield Rejected(source=where, reason=f"invalid JSON: {exc.msg}")
         except DocumentError as exc:
@@ -363,10 +369,21 @@ def documents_from_jsonl(path: Path) -> Iterator[IndexDocument | Rejected]:
 SUFFIXES = (".md", ".markdown", ".json", ".jsonl")
 
 
-def _load_file(path: Path) -> Iterator[IndexDocument | Rejected]:
+def portable_source(file: Path, root: Path) -> str:
+    """Where a document came from, as the index stores it: the path from the indexed folder, the folder's own
+    name first (``postmortems/PM-2023-016.md``), or a file's name when a file was indexed. Never an absolute
+    path: the index may be a Chroma server other machines read, and its sources reach search results."""
+    if file == root:
+        return file.name
+    return PurePosixPath(root.resolve().name, *file.relative_to(root).parts).as_posix()
+
+
+def _load_file(path: Path, label: str) -> Iterator[IndexDocument | Rejected]:
+    """Documents from one file, with ``label`` as their source; rejections name the full path (for the person
+    running the indexer, on this machine)."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        yield from documents_from_jsonl(path)
+        yield from documents_from_jsonl(path, label)
         return
     if suffix not in SUFFIXES:
         yield Rejected(source=str(path), reason=f"unsupported file type {suffix or '(none)'}")
@@ -384,16 +401,17 @@ def _load_file(path: Path) -> Iterator[IndexDocument | Rejected]:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "document"
                 raise DocumentError(f"not a postmortem draft ({where}: {first['msg']})") from exc
-            yield document_from_draft(draft, str(path))
+            yield document_from_draft(draft, label)
         else:
-            yield document_from_markdown(text, str(path))
+            yield document_from_markdown(text, label)
     except DocumentError as exc:
         yield Rejected(source=str(path), reason=str(exc))
 
 
 def load_paths(paths: Iterable[Path]) -> tuple[list[IndexDocument], list[Rejected]]:
     """Files and directories, searched recursively for .md, .json and .jsonl. In a directory, README.md, dot-files
-    and a Markdown file beside a same-named .json (the rendered twin of a pipeline draft) are skipped."""
+    and a Markdown file beside a same-named .json (the rendered twin of a pipeline draft) are skipped. A document's
+    source is ``portable_source`` (relative to the folder given); a rejection names the full path."""
     docs: list[IndexDocument] = []
     rejected: list[Rejected] = []
     for root in paths:
@@ -413,6 +431,6 @@ def load_paths(paths: Iterable[Path]) -> tuple[list[IndexDocument], list[Rejecte
             rejected.append(Rejected(source=str(root), reason="no such file or directory"))
             continue
         for file in files:
-            for item in _load_file(file):
+            for item in _load_file(file, portable_source(file, root)):
                 (docs if isinstance(item, IndexDocument) else rejected).append(item)  # type: ignore[arg-type]
     return docs, rejected

@@ -319,7 +319,9 @@ class RelatedIncident(_Frozen):
     severity: str | None = None
     section: str | None = Field(None, description="The section that matched best.")
     snippet: str = ""
-    source: str | None = Field(None, description="Where the past postmortem lives (path or URL).")
+    source: str | None = Field(
+        None, description="The published postmortem's URL (link_base_url + id), or null; never a file path."
+    )
 
 
 class DraftProvenance(_Frozen):

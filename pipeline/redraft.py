@@ -1,13 +1,13 @@
 """Re-draft without losing a person's edits.
 
-Rendered drafts wrap every top-level block in markers (pipeline.render)::
+Rendered drafts wrap every top-level block in signed markers (pipeline.markers; pipeline.render writes them)::
 
-    <!-- pm:section id=summary hash=<sha256[:16] of the generated text> -->
+    <!-- pm:section id=summary hash=<sha256[:16] of the generated text> mac=<HMAC> -->
     ## Summary
     ...
-    <!-- pm:end summary -->
+    <!-- pm:end summary mac=<HMAC> -->
 
-``redraft(existing, new)`` walks the existing document:
+``redraft(existing, new, markers=…)`` walks the existing document:
 
 * a section whose text still hashes to its marker is the pipeline's: it is replaced by the new one;
 * a section whose text no longer matches was edited by a person: their text stays, and when the generated
@@ -24,23 +24,29 @@ Rendered drafts wrap every top-level block in markers (pipeline.render)::
   unmarked so the document still starts with ``# Postmortem draft``) follows the new draft only when it
   still equals the base draft's title;
 * sections that appear for the first time are inserted after their predecessor in template order.
+
+Only markers whose MAC verifies (this installation's key, this incident) are structure. A line that looks like
+a marker but does not verify — pasted by a person, carried in by a chat message or a model, signed with another
+key — is ordinary text of the section it sits in, and the result's ``notes`` say so.
+
+A document in which *no* section marker verifies — written before markers were signed (no ``mac=``), or signed
+with a key that is gone — is read with the untrusted grammar (pipeline.markers) to find its sections, but none
+of them is trusted: each counts as edited by a person, so nothing in it is overwritten and the new text arrives
+as a suggestion; removal markers in it are not believed. The markers written back are signed, so from the next
+re-draft on the document behaves normally (a section is handed back to the pipeline once its text equals the
+generated text, e.g. after the person applies the suggestion).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from pipeline.render import (
-    SECTION_END,
-    SECTION_START,
-    normalise_section,
-    section_end,
-    section_hash,
-    section_start,
-)
+from pipeline.markers import Markers, Start, has_untrusted_start, looks_like_marker
+from pipeline.render import normalise_section, section_hash
 
 #: Sections every rendered draft has; the others (related, quarantine) come and go with the facts.
 ALWAYS_PRESENT = frozenset(
@@ -56,9 +62,6 @@ ALWAYS_PRESENT = frozenset(
         "footer",
     }
 )
-SUGGESTION_START = re.compile(r"^<!-- pm:suggestion id=(?P<id>[a-z0-9_-]+)(?: date=(?P<date>[0-9-]+))? -->$")
-SUGGESTION_END = re.compile(r"^<!-- pm:end-suggestion (?P<id>[a-z0-9_-]+) -->$")
-REMOVED = re.compile(r"^<!-- pm:removed id=(?P<id>[a-z0-9_-]+) -->$")
 _BACKTICKS = re.compile(r"`+")
 
 
@@ -80,15 +83,24 @@ class RedraftResult:
 
 
 @dataclass
+class SuggestionBlock:
+    """An earlier suggestion: its date and the lines between its markers (re-signed when written back)."""
+
+    date: str
+    lines: list[str]
+
+
+@dataclass
 class MarkedSection:
     id: str
     marker_hash: str
     body: list[str]  # the person's (or the pipeline's) text, without suggestion blocks
-    suggestions: list[list[str]]  # earlier suggestion blocks, verbatim with their markers
+    suggestions: list[SuggestionBlock]
+    trusted: bool = True  # False: found by the untrusted grammar (no marker in the document verified)
 
     @property
     def edited(self) -> bool:
-        return section_hash("\n".join(self.body)) != self.marker_hash
+        return not self.trusted or section_hash("\n".join(self.body)) != self.marker_hash
 
 
 @dataclass
@@ -104,62 +116,91 @@ class RemovedSection:
 DocumentItem = MarkedSection | FreeText | RemovedSection
 
 
-def parse_sections(markdown: str) -> list[DocumentItem]:
-    """Split a document into marked sections, removed-section markers and free text, in order. A section whose
-    end marker was deleted runs to the next section marker."""
+@dataclass
+class ParsedDocument:
+    items: list[DocumentItem]
+    notes: list[str]
+    untrusted: bool  # sections were found by the untrusted grammar: none of them is trusted
+
+    def sections(self) -> dict[str, MarkedSection]:
+        return {item.id: item for item in self.items if isinstance(item, MarkedSection)}
+
+
+_TextSink = Callable[[int, str, list[str]], None]
+
+
+def parse_sections(markdown: str, markers: Markers) -> ParsedDocument:
+    """Split a document into marked sections, removed-section markers and free text, in order. Only markers
+    that verify with ``markers`` are structure (see the module docstring). A section whose end marker was
+    deleted runs to the next section marker."""
     lines = markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    reader, untrusted = markers, False
+    if not any(markers.read_start(ln.strip()) for ln in lines) and any(has_untrusted_start(ln) for ln in lines):
+        reader, untrusted = markers.untrusted(), True
     items: list[DocumentItem] = []
+    notes: list[str] = []
     text: list[str] = []
+
+    def as_text(number: int, line: str, into: list[str]) -> None:
+        if looks_like_marker(line) and not untrusted:
+            notes.append(
+                f"line {number + 1}: a pm marker that this installation did not sign for this incident; read as text"
+            )
+        into.append(line)
+
     i = 0
     while i < len(lines):
-        start = SECTION_START.match(lines[i].strip())
-        removed = REMOVED.match(lines[i].strip())
-        if removed:
-            if text:
-                items.append(FreeText(text))
-                text = []
-            items.append(RemovedSection(removed["id"]))
-            i += 1
-            continue
-        if not start:
-            text.append(lines[i])
+        line = lines[i].strip()
+        removed = reader.read_removed(line)
+        start = reader.read_start(line) if removed is None else None
+        if removed is None and start is None:
+            as_text(i, lines[i], text)
             i += 1
             continue
         if text:
             items.append(FreeText(text))
             text = []
-        section = MarkedSection(id=start["id"], marker_hash=start["hash"], body=[], suggestions=[])
-        i += 1
-        while i < len(lines):
-            line = lines[i].strip()
-            end = SECTION_END.match(line)
-            if end and end["id"] == section.id:
-                i += 1
-                break
-            if SECTION_START.match(line):
-                break
-            suggestion = SUGGESTION_START.match(line)
-            if suggestion and suggestion["id"] == section.id:
-                block = [lines[i]]
-                i += 1
-                while i < len(lines):
-                    block.append(lines[i])
-                    i += 1
-                    closing = SUGGESTION_END.match(block[-1].strip())
-                    if closing and closing["id"] == section.id:
-                        break
-                section.suggestions.append(block)
-                continue
-            section.body.append(lines[i])
+        if removed is not None:
+            items.append(RemovedSection(removed))
             i += 1
+            continue
+        assert start is not None
+        section = MarkedSection(id=start.id, marker_hash=start.hash, body=[], suggestions=[], trusted=not untrusted)
+        i = _read_section(lines, i + 1, section, start, reader, as_text)
         items.append(section)
     if text:
         items.append(FreeText(text))
-    return items
+    if untrusted:
+        notes.append(
+            "no section marker in the document is signed by this installation's key (written by an earlier version, "
+            "or the key changed): every section counts as edited by a person"
+        )
+    return ParsedDocument(items, notes, untrusted)
 
 
-def _sections_of(markdown: str) -> dict[str, MarkedSection]:
-    return {item.id: item for item in parse_sections(markdown) if isinstance(item, MarkedSection)}
+def _read_section(
+    lines: list[str], i: int, section: MarkedSection, start: Start, reader: Markers, as_text: _TextSink
+) -> int:
+    """Read a section's body and suggestion blocks from line ``i``; return the index after it."""
+    while i < len(lines):
+        line = lines[i].strip()
+        if reader.is_end(line, start):
+            return i + 1
+        if reader.read_start(line):
+            return i
+        day = reader.read_suggestion(line, section.id)
+        if day is not None:
+            block: list[str] = []
+            i += 1
+            while i < len(lines) and not reader.is_suggestion_end(lines[i].strip(), section.id, day):
+                block.append(lines[i])
+                i += 1
+            section.suggestions.append(SuggestionBlock(day, block))
+            i += 1
+            continue
+        as_text(i, lines[i], section.body)
+        i += 1
+    return i
 
 
 def _fence(text: str) -> str:
@@ -178,22 +219,21 @@ def _diff(section_id: str, before: str, after: str) -> str:
     return "\n".join(lines)
 
 
-def _suggestion_block(section_id: str, diff: str, when: date, base_known: bool) -> list[str]:
+def _suggestion_block(diff: str, when: date, base_known: bool) -> SuggestionBlock:
     what = (
         "the generated text of this section changed since it was edited (diff: previous generated → new)"
         if base_known
         else "new generated text for this section (diff: current text → new generated)"
     )
     fence = _fence(diff)
-    return [
-        f"<!-- pm:suggestion id={section_id} date={when.isoformat()} -->",
+    lines = [
         f"> **Suggested update (pipeline, {when.isoformat()}):** {what}. Merge what applies, then delete this block.",
         "",
         f"{fence}diff",
         *diff.split("\n"),
         fence,
-        f"<!-- pm:end-suggestion {section_id} -->",
     ]
+    return SuggestionBlock(when.isoformat(), lines)
 
 
 def _trim(lines: list[str]) -> list[str]:
@@ -204,14 +244,19 @@ def _trim(lines: list[str]) -> list[str]:
     return out
 
 
-def _emit(section_id: str, digest: str, body: list[str], suggestions: list[list[str]]) -> list[str]:
-    """A section with its markers; the body verbatim, suggestion blocks after it, each set off by blank lines."""
+def _emit(
+    markers: Markers, section_id: str, digest: str, body: list[str], suggestions: list[SuggestionBlock]
+) -> list[str]:
+    """A section with its (newly signed) markers; the body verbatim, suggestion blocks after it, each set off by
+    blank lines."""
+    start, end = markers.start(section_id, digest), markers.end(section_id, digest)
     if not suggestions:
-        return [section_start(section_id, digest), *body, section_end(section_id)]
-    lines = [section_start(section_id, digest), *_trim(body), ""]
+        return [start, *body, end]
+    lines = [start, *_trim(body), ""]
     for block in suggestions:
-        lines += [*block, ""]
-    return [*lines, section_end(section_id)]
+        sid, day = section_id, block.date
+        lines += [markers.suggestion(sid, day), *block.lines, markers.suggestion_end(sid, day), ""]
+    return [*lines, end]
 
 
 def _first_line(markdown: str | None) -> str | None:
@@ -237,17 +282,21 @@ def redraft(
     existing_md: str,
     new_draft_md: str,
     *,
+    markers: Markers,
     base_md: str | None = None,
     today: date | None = None,
 ) -> RedraftResult:
     """Merge a freshly generated draft into the document people may have edited (see the module docstring).
 
-    ``base_md`` (optional) is the generated draft the existing document started from — the previous version's
-    file; with it the suggestion diff shows only what the pipeline learned, and deleted sections are exact."""
+    ``markers`` reads and signs the markers of this incident's documents (the installation key and the incident
+    id: ``Markers(key, draft.incident.id)``, as pipeline.render signed the new draft). ``base_md`` (optional) is
+    the generated draft the existing document started from — the previous version's file; with it the
+    suggestion diff shows only what the pipeline learned, and deleted sections are exact."""
     when = today or datetime.now(UTC).date()
-    new = _sections_of(new_draft_md)
-    base = _sections_of(base_md) if base_md is not None else None
-    existing = parse_sections(existing_md)
+    new = parse_sections(new_draft_md, markers).sections()
+    base = parse_sections(base_md, markers).sections() if base_md is not None else None
+    parsed = parse_sections(existing_md, markers)
+    existing = parsed.items
     present = {item.id for item in existing if isinstance(item, MarkedSection | RemovedSection)}
 
     kept: list[str] = []
@@ -255,7 +304,7 @@ def redraft(
     suggestions: list[Suggestion] = []
     removed: list[str] = []
     added: list[str] = []
-    notes: list[str] = []
+    notes: list[str] = list(parsed.notes)
     out: list[tuple[str | None, list[str]]] = []  # (section id or None, lines)
 
     title = _title_update(existing, new_draft_md, base_md)
@@ -268,7 +317,7 @@ def redraft(
             continue
         if isinstance(item, RemovedSection):
             removed.append(item.id)
-            out.append((item.id, [f"<!-- pm:removed id={item.id} -->"]))
+            out.append((item.id, [markers.removed(item.id)]))
             continue
         fresh = new.get(item.id)
         if not item.edited:
@@ -276,12 +325,12 @@ def redraft(
                 notes.append(f"{item.id}: no longer generated; removed (it had not been edited)")
                 continue
             regenerated.append(item.id)
-            out.append((item.id, _emit(item.id, fresh.marker_hash, fresh.body, [])))
+            out.append((item.id, _emit(markers, item.id, fresh.marker_hash, fresh.body, [])))
             continue
         kept.append(item.id)
         if fresh is None:
             notes.append(f"{item.id}: no longer generated; kept because it was edited")
-            out.append((item.id, _emit(item.id, item.marker_hash, item.body, item.suggestions)))
+            out.append((item.id, _emit(markers, item.id, item.marker_hash, item.body, item.suggestions)))
             continue
         blocks = list(item.suggestions)
         if fresh.marker_hash != item.marker_hash:
@@ -291,8 +340,8 @@ def redraft(
             diff = _diff(item.id, before, "\n".join(fresh.body))
             if diff:
                 suggestions.append(Suggestion(item.id, diff))
-                blocks.append(_suggestion_block(item.id, diff, when, base_known))
-        out.append((item.id, _emit(item.id, fresh.marker_hash, item.body, blocks)))
+                blocks.append(_suggestion_block(diff, when, base_known))
+        out.append((item.id, _emit(markers, item.id, fresh.marker_hash, item.body, blocks)))
 
     order = list(new)
     for index_in_order, section_id in enumerate(order):
@@ -302,11 +351,11 @@ def redraft(
         if deleted:
             removed.append(section_id)
             notes.append(f"{section_id}: deleted by a person; stays deleted")
-            lines = [f"<!-- pm:removed id={section_id} -->"]
+            lines = [markers.removed(section_id)]
         else:
             added.append(section_id)
             fresh = new[section_id]
-            lines = _emit(section_id, fresh.marker_hash, fresh.body, [])
+            lines = _emit(markers, section_id, fresh.marker_hash, fresh.body, [])
         earlier = set(order[:index_in_order])
         at = 0
         for index, (sid, _) in enumerate(out):

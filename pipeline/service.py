@@ -19,6 +19,7 @@ from pipeline.bundle import Bundle, load_bundle, parse_source
 from pipeline.draft.base import Drafter
 from pipeline.draft.facts import build_facts
 from pipeline.draft.facts_drafter import FactsDrafter
+from pipeline.errors import ConfigError
 from pipeline.models import (
     Draft,
     DraftIncident,
@@ -29,7 +30,8 @@ from pipeline.models import (
     ValidationReport,
 )
 from pipeline.paths import draft_file
-from pipeline.render import render_json, render_markdown
+from pipeline.render import document_url, render_json, render_markdown, safe_url
+from pipeline.section_key import SectionKey, load_section_key
 from pipeline.settings import Settings
 from pipeline.timeline import Timeline, build_timeline
 
@@ -107,7 +109,7 @@ def compose(
             coverage=result.coverage.describe() if result.coverage else None,
             generated_at=datetime.now(UTC),
             pipeline_version=__version__,
-            bundle=str(bundle.path),
+            bundle=bundle.path.name,  # the bundle's name: a draft is shared, a path on this machine is not
         ),
     )
     return draft, report
@@ -122,9 +124,17 @@ def open_index(settings: Settings, *, create: bool = False) -> Index:
     return Index(settings, make_embedder(settings), create=create)
 
 
-def with_related(draft: Draft, index: Index, manifest_teams: Sequence[str], k: int = 3) -> Draft:
+def with_related(
+    draft: Draft, index: Index, manifest_teams: Sequence[str], k: int = 3, *, link_base_url: str | None = None
+) -> Draft:
     """The draft with its top past incidents from the index (unchanged when the index is empty). A restricted
-    draft may show its own teams' restricted past incidents; any other draft only public and internal ones."""
+    draft may show its own teams' restricted past incidents; any other draft only public and internal ones.
+
+    A related incident is named by its id; its link is ``link_base_url`` + the id (settings.link_base_url, an
+    http(s) URL) or none at all. Where the index read the past postmortem from is a location on the indexing
+    machine, meaningless (and revealing) in a draft that is published, so it never reaches the draft."""
+    if link_base_url is not None and safe_url(link_base_url) is None:
+        raise ConfigError(f"link_base_url must be an http(s) URL, got {link_base_url!r}")
     if not index.stats()["incidents"]:
         return draft
     teams = list(manifest_teams) if draft.incident.visibility == "restricted" else []
@@ -138,15 +148,21 @@ def with_related(draft: Draft, index: Index, manifest_teams: Sequence[str], k: i
             severity=h.severity,
             section=h.section,
             snippet=h.snippet,
-            source=h.source,
+            source=document_url(link_base_url, h.incident_id),
         )
         for h in hits
     ]
     return draft.model_copy(update={"related": related})
 
 
-def write_draft(draft: Draft, out_dir: Path) -> DraftFiles:
-    markdown = write_atomic(draft_file(out_dir, draft.incident.id, ".md"), render_markdown(draft))
+def section_key(settings: Settings) -> SectionKey:
+    """The installation's key for section markers (created on first use; pipeline.section_key)."""
+    return load_section_key(settings.section_key_path)
+
+
+def write_draft(draft: Draft, out_dir: Path, key: SectionKey) -> DraftFiles:
+    """The draft's Markdown (section markers signed with ``key``) and JSON, each written atomically."""
+    markdown = write_atomic(draft_file(out_dir, draft.incident.id, ".md"), render_markdown(draft, key=key))
     json_path = write_atomic(draft_file(out_dir, draft.incident.id, ".json"), render_json(draft))
     return DraftFiles(markdown=markdown, json=json_path)
 

@@ -46,6 +46,7 @@ from pipeline.draft.base import Drafter
 from pipeline.errors import BundleError, LimitExceeded, PostmortemError
 from pipeline.ledger import IncidentRecord, Ledger, short_error
 from pipeline.limits import load_yaml
+from pipeline.markers import Markers
 from pipeline.paths import draft_folder, snapshot_folder
 from pipeline.redraft import redraft
 from pipeline.render import render_json, render_markdown
@@ -588,6 +589,7 @@ class _Runner:
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self._index: Index | None = None
+        self.key = service.section_key(settings)  # signs the section markers of every draft this sweep writes
 
     def _fail(self, incident: ClosedIncident, exc: BaseException, attempts: int) -> None:
         backoff = self.retry_backoff_s * 2 ** max(attempts, 0)
@@ -660,8 +662,8 @@ class _Runner:
         latest_md = out_dir / "latest.md"
         teams = list(bundle.manifest.teams)
         if self.use_index:
-            draft = service.with_related(draft, self._index_handle(), teams)
-        markdown, payload = render_markdown(draft), render_json(draft)
+            draft = service.with_related(draft, self._index_handle(), teams, link_base_url=settings.link_base_url)
+        markdown, payload = render_markdown(draft, key=self.key), render_json(draft)
         version_md = out_dir / f"v{record.version}.md"
         version_json = out_dir / f"v{record.version}.json"
         write_atomic(version_json, payload)
@@ -672,6 +674,7 @@ class _Runner:
             merged = redraft(
                 latest_md.read_text(encoding="utf-8"),
                 markdown,
+                markers=Markers(self.key, draft.incident.id),
                 base_md=base.read_text(encoding="utf-8") if base and base.is_file() else None,
             )
             latest = merged.markdown
@@ -680,7 +683,8 @@ class _Runner:
         write_atomic(out_dir / "latest.json", payload)
         write_atomic(latest_md, latest)
         if self.use_index:
-            self._index_handle().index_draft(draft, str(latest_md), teams)
+            # where the index says the draft lives: relative to HOME, not a path of this machine
+            self._index_handle().index_draft(draft, latest_md.relative_to(settings.home).as_posix(), teams)
         self.ledger.mark_drafted(
             record.incident_id,
             version=record.version,

@@ -486,7 +486,7 @@ def test_index_and_search_in_both_chroma_modes(tmp_path: Path, store_settings: S
     assert top.services == ["edge-gateway", "payments-api"]
     assert top.dense_rank == 1 and top.lexical_rank == 1
     assert "certificate" in top.snippet.lower()
-    assert top.source == str(corpus / "INC-102.md")
+    assert top.source == "corpus/INC-102.md"  # relative to the indexed folder, not a path of this machine
     assert ids(index.search("kafka broker ran out of disk", k=1)) == ["INC-101"]
     assert ids(index.search("postgres connections idle in transaction", k=1)) == ["INC-103"]
     # a second run over the same files writes nothing

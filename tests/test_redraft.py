@@ -7,15 +7,37 @@ from datetime import date
 
 import pytest
 
+from pipeline.markers import Markers
 from pipeline.models import Draft, Quarantined, RelatedIncident
-from pipeline.redraft import MarkedSection, parse_sections, redraft
-from pipeline.render import SECTION_END, SECTION_START, render_markdown, section_hash
+from pipeline.redraft import MarkedSection, RedraftResult, parse_sections, redraft
+from pipeline.render import render_markdown, section_hash
+from pipeline.section_key import SectionKey
 from pipeline.service import draft_bundle
 from pipeline.settings import Settings
 from tests.conftest import SAMPLES
 
 TODAY = date(2026, 11, 27)
 MARKER = re.compile(r"^<!-- pm:")
+SECTION_START = re.compile(r"^<!-- pm:section id=(?P<id>[a-z0-9_-]+) hash=(?P<hash>[0-9a-f]{16}) mac=[0-9a-f]{32} -->$")
+SECTION_END = re.compile(r"^<!-- pm:end (?P<id>[a-z0-9_-]+) mac=[0-9a-f]{32} -->$")
+KEY = SectionKey(bytes(range(32)))
+
+
+def _esc(prose: str) -> str:
+    """The sample's prose as rendered: Markdown punctuation in it (here only `_`) is escaped."""
+    return prose.replace("_", r"\_")
+
+
+def _render(draft: Draft) -> str:
+    return render_markdown(draft, key=KEY)
+
+
+def _markers(draft: Draft) -> Markers:
+    return Markers(KEY, draft.incident.id)
+
+
+def _redraft(draft: Draft, existing: str, new: str, *, base_md: str | None = None, today: date) -> RedraftResult:
+    return redraft(existing, new, markers=_markers(draft), base_md=base_md, today=today)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +74,8 @@ def _drop_section(md: str, section_id: str) -> str:
 
 
 def test_every_top_level_section_is_marked_with_the_hash_of_its_text(draft: Draft) -> None:
-    md = render_markdown(draft)
-    sections = [item for item in parse_sections(md) if isinstance(item, MarkedSection)]
+    md = _render(draft)
+    sections = [item for item in parse_sections(md, _markers(draft)).items if isinstance(item, MarkedSection)]
     ids = [s.id for s in sections]
     expected = ["header", "summary", "impact", "key-moments", "contributing-factors", "action-items", "lessons"]
     expected += ["timeline", *(["quarantine"] if draft.quarantine else []), "footer"]
@@ -69,21 +91,21 @@ def test_every_top_level_section_is_marked_with_the_hash_of_its_text(draft: Draf
 
 
 def test_untouched_document_is_replaced_by_the_new_draft(draft: Draft, newer: Draft) -> None:
-    result = redraft(render_markdown(draft), render_markdown(newer), today=TODAY)
-    assert result.markdown == render_markdown(newer)
+    result = _redraft(draft, _render(draft), _render(newer), today=TODAY)
+    assert result.markdown == _render(newer)
     assert result.kept_sections == [] and result.suggestions == []
     assert "summary" in result.regenerated_sections and set(result.added_sections) == {"related", "quarantine"}
 
 
 def test_edited_section_is_kept_with_a_suggestion_and_deleted_section_stays_deleted(draft: Draft, newer: Draft) -> None:
-    original = render_markdown(draft)
+    original = _render(draft)
     edited = _replace_section_body(
         original, "summary", "## Summary\n\nThe api-eu certificate expired; our renewal job had silently stopped.\n"
     )
     edited = _drop_section(edited, "lessons")
     edited += "\n## Notes from the review meeting\n\nAgreed to move certificates to the managed issuer.\n"
 
-    result = redraft(edited, render_markdown(newer), base_md=original, today=TODAY)
+    result = _redraft(draft, edited, _render(newer), base_md=original, today=TODAY)
     md = result.markdown
 
     assert result.kept_sections == ["summary"]
@@ -97,14 +119,14 @@ def test_edited_section_is_kept_with_a_suggestion_and_deleted_section_stays_dele
     assert "> **Suggested update (pipeline, 2026-11-27):**" in md
     diff = result.suggestions[0].diff
     assert diff.startswith("--- summary (before)\n+++ summary (new draft)")
-    assert f"-{draft.summary}" in diff and f"+{newer.summary}" in diff
+    assert f"-{_esc(draft.summary)}" in diff and f"+{_esc(newer.summary)}" in diff
     assert "```diff\n" + diff + "\n```" in md
-    summary_block = md[md.index("<!-- pm:section id=summary") : md.index("<!-- pm:end summary -->")]
+    summary_block = md[md.index("<!-- pm:section id=summary") : md.index("<!-- pm:end summary ")]
     assert "our renewal job" in summary_block and "Suggested update" in summary_block
 
     # deletions stay deleted, and say so
     assert result.removed_sections == ["lessons"] and "## Lessons" not in md
-    assert "<!-- pm:removed id=lessons -->" in md
+    assert "<!-- pm:removed id=lessons mac=" in md
     assert any("lessons" in note and "deleted" in note for note in result.notes)
 
     # new sections arrive in template order
@@ -116,65 +138,73 @@ def test_edited_section_is_kept_with_a_suggestion_and_deleted_section_stays_dele
 def test_redrafting_again_is_stable_and_accepting_the_suggestion_hands_the_section_back(
     draft: Draft, newer: Draft
 ) -> None:
-    original = render_markdown(draft)
+    original = _render(draft)
     edited = _drop_section(_replace_section_body(original, "summary", "## Summary\n\nOur own summary.\n"), "lessons")
-    first = redraft(edited, render_markdown(newer), base_md=original, today=TODAY)
+    first = _redraft(draft, edited, _render(newer), base_md=original, today=TODAY)
 
     # the same new draft again (e.g. a retried sweep): no second suggestion, nothing resurrected
-    again = redraft(first.markdown, render_markdown(newer), base_md=render_markdown(newer), today=TODAY)
+    again = _redraft(draft, first.markdown, _render(newer), base_md=_render(newer), today=TODAY)
     assert again.kept_sections == ["summary"] and again.suggestions == []
     assert again.markdown.count("Suggested update") == 1
     assert again.removed_sections == ["lessons"] and "## Lessons" not in again.markdown
 
     # without base_md the removed marker still keeps the section out
-    no_base = redraft(first.markdown, render_markdown(newer), today=TODAY)
+    no_base = _redraft(draft, first.markdown, _render(newer), today=TODAY)
     assert "## Lessons" not in no_base.markdown and no_base.removed_sections == ["lessons"]
 
     # the person accepts the new text verbatim and deletes the suggestion: the pipeline owns it again
-    items = [i for i in parse_sections(render_markdown(newer)) if isinstance(i, MarkedSection) and i.id == "summary"]
+    items = [
+        i
+        for i in parse_sections(_render(newer), _markers(draft)).items
+        if isinstance(i, MarkedSection) and i.id == "summary"
+    ]
     accepted_body = "\n".join(items[0].body)
     accepted = _replace_section_body(again.markdown, "summary", accepted_body)
     newest = newer.model_copy(update={"summary": newer.summary + " Third version."})
-    final = redraft(accepted, render_markdown(newest), today=TODAY)
-    assert "summary" in final.regenerated_sections and newest.summary in final.markdown
+    final = _redraft(draft, accepted, _render(newest), today=TODAY)
+    assert "summary" in final.regenerated_sections and _esc(newest.summary) in final.markdown
 
 
 def test_without_base_the_diff_is_from_the_current_text_and_edited_sections_no_longer_generated_stay(
     draft: Draft, newer: Draft
 ) -> None:
-    with_extra = render_markdown(newer)
+    with_extra = _render(newer)
     edited = _replace_section_body(with_extra, "quarantine", "## Quarantined records\n\nChecked by hand: harmless.\n")
-    result = redraft(edited, render_markdown(draft), today=TODAY)  # the newest draft has no quarantine
+    result = _redraft(draft, edited, _render(draft), today=TODAY)  # the newest draft has no quarantine
     assert "Checked by hand: harmless." in result.markdown and "quarantine" in result.kept_sections
     assert any("quarantine" in n and "kept" in n for n in result.notes)
     assert "## Related incidents" not in result.markdown  # untouched and no longer generated: dropped
 
-    edited_summary = _replace_section_body(render_markdown(draft), "summary", "## Summary\n\nMine.\n")
-    plain = redraft(edited_summary, render_markdown(newer), today=TODAY)
-    assert "-Mine." in plain.suggestions[0].diff and f"+{newer.summary}" in plain.suggestions[0].diff
+    edited_summary = _replace_section_body(_render(draft), "summary", "## Summary\n\nMine.\n")
+    plain = _redraft(draft, edited_summary, _render(newer), today=TODAY)
+    assert "-Mine." in plain.suggestions[0].diff and f"+{_esc(newer.summary)}" in plain.suggestions[0].diff
     assert "(diff: current text → new generated)" in plain.markdown
 
 
 def test_whitespace_only_changes_are_not_edits_and_fences_survive_backticks(draft: Draft, newer: Draft) -> None:
-    md = render_markdown(draft).replace("\n", "  \r\n")  # an editor added trailing spaces and CRLF
-    result = redraft(md, render_markdown(newer), today=TODAY)
+    md = _render(draft).replace("\n", "  \r\n")  # an editor added trailing spaces and CRLF
+    result = _redraft(draft, md, _render(newer), today=TODAY)
     assert result.kept_sections == []
 
-    timeline_edit = _replace_section_body(render_markdown(draft), "timeline", "## Timeline\n\n```mermaid\nx\n```\n")
-    res = redraft(
-        timeline_edit, render_markdown(newer.model_copy(update={"timeline": newer.timeline[:3]})), today=TODAY
+    timeline_edit = _replace_section_body(_render(draft), "timeline", "## Timeline\n\n```mermaid\nx\n```\n")
+    res = _redraft(
+        draft, timeline_edit, _render(newer.model_copy(update={"timeline": newer.timeline[:3]})), today=TODAY
     )
     assert "timeline" in res.kept_sections
     assert "````diff" in res.markdown  # a longer fence, since the diff itself holds ``` lines
 
 
 def test_title_follows_the_new_draft_only_when_untouched(draft: Draft) -> None:
-    original = render_markdown(draft)
+    original = _render(draft)
     retitled = draft.model_copy(update={"incident": draft.incident.model_copy(update={"title": "Renamed incident"})})
-    new_md = render_markdown(retitled)
+    new_md = _render(retitled)
     assert original.startswith("# Postmortem draft") and new_md.startswith("# Postmortem draft: Renamed incident\n")
 
-    assert redraft(original, new_md, base_md=original, today=TODAY).markdown == new_md
-    assert redraft(original, new_md, today=TODAY).markdown.startswith(original.split("\n", 1)[0])  # no base: kept
+    assert _redraft(draft, original, new_md, base_md=original, today=TODAY).markdown == new_md
+    assert _redraft(draft, original, new_md, today=TODAY).markdown.startswith(
+        original.split("\n", 1)[0]
+    )  # no base: kept
     mine = "# Our title for this one" + original[original.index("\n") :]
-    assert redraft(mine, new_md, base_md=original, today=TODAY).markdown.startswith("# Our title for this one\n")
+    assert _redraft(draft, mine, new_md, base_md=original, today=TODAY).markdown.startswith(
+        "# Our title for this one\n"
+    )

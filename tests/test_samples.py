@@ -13,6 +13,7 @@ import yaml
 from pipeline.blame import blame_hits
 from pipeline.models import MOMENT_NAMES, Draft
 from pipeline.render import render_markdown
+from pipeline.section_key import SectionKey
 from pipeline.service import draft_bundle
 from pipeline.settings import Settings
 from tests.conftest import SAMPLES
@@ -51,7 +52,7 @@ def test_sample_drafts_validly_with_balanced_counts(bundle: Path, drafted: dict[
         assert set(item.evidence) <= known
     prose = " ".join([draft.summary, draft.impact.statement, *(f.statement for f in draft.contributing_factors)])
     assert blame_hits(prose) == []
-    markdown = render_markdown(draft)
+    markdown = render_markdown(draft, key=SectionKey(bytes(32)))
     assert markdown.index("## Summary") < markdown.index("## Impact") < markdown.index("## Key moments")
     assert markdown.index("## Contributing factors") < markdown.index("## Action items") < markdown.index("## Timeline")
     assert "```mermaid" in markdown

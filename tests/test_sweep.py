@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -105,7 +106,7 @@ def _assert_complete(home: Path, ids: list[str]) -> dict[str, int]:
         for name in ("v1.json", "latest.json"):
             orjson.loads((drafts / incident_id / name).read_bytes())  # every JSON parses
         md = (drafts / incident_id / "v1.md").read_text(encoding="utf-8")
-        assert md.rstrip().endswith("<!-- pm:end footer -->"), incident_id
+        assert re.search(r"<!-- pm:end footer mac=[0-9a-f]{32} -->$", md.rstrip()), incident_id
         figures["drafted"] += 1
     leftovers = [p for p in home.rglob("*") if p.name.startswith(".tmp-") or p.name.endswith(".tmp")]
     figures["partial_files"] = len(leftovers)
