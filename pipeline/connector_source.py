@@ -13,8 +13,9 @@ from pydantic import SecretStr, ValidationError
 
 from pipeline.alert_groups import AlertGroupSource
 from pipeline.connectors.base import ClosedIncident as VendorIncident
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, LimitExceeded
 from pipeline.gather import Gatherer, GatherPolicy, Readable, SnapshotConnector
+from pipeline.limits import load_yaml
 from pipeline.sweep import ClosedIncident
 
 
@@ -89,8 +90,8 @@ def load_sources(path: Path, alert_groups: AlertGroupSource | None = None) -> li
     incident gather the Alertmanager episode that triggered it. Other keys of an entry are the vendor's
     connector settings (base_url, page_size, jql, page_id, ...)."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    except (OSError, yaml.YAMLError) as exc:
+        document = load_yaml(path.read_bytes(), what=str(path)) or []
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, LimitExceeded) as exc:
         raise ConfigError(f"cannot read sources file {path}: {exc}") from None
     if isinstance(document, dict):
         unknown = set(document) - {"sources", "gather"}

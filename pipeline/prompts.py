@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.errors import PromptError
+from pipeline.errors import LimitExceeded, PromptError
+from pipeline.limits import load_yaml
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 _REF = re.compile(r"^(?P<id>[a-z0-9_\-]+)(?:@(?P<version>\d+))?$")
@@ -62,9 +63,9 @@ def _fill(template: str, variables: dict[str, Any], ref: str) -> str:
 def load_prompt_file(path: Path) -> Prompt:
     raw = path.read_bytes()
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = load_yaml(raw, what=str(path))
         prompt = Prompt.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest(), "path": str(path)})
-    except (yaml.YAMLError, UnicodeDecodeError, TypeError, ValidationError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, TypeError, ValidationError, LimitExceeded) as exc:
         raise PromptError(f"{path} is not a valid prompt file: {str(exc).splitlines()[0]}") from None
     if path.parent.name != prompt.id or path.stem != f"v{prompt.version}":
         raise PromptError(f"{path}: id/version must match its place (prompts/{prompt.id}/v{prompt.version}.yaml)")

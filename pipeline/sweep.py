@@ -563,8 +563,8 @@ def manifest_aliases(files: Mapping[str, bytes]) -> list[str]:
     if raw is None:
         return []
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError):
+        data = load_yaml(raw, what="incident.yaml")
+    except (UnicodeDecodeError, yaml.YAMLError, PostmortemError):
         return []  # the draft step reports a bad manifest
     aliases = data.get("aliases") if isinstance(data, dict) else None
     return [str(a) for a in aliases if isinstance(a, str | int)] if isinstance(aliases, list) else []
