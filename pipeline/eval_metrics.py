@@ -23,8 +23,12 @@ of cases (the cases a baseline shares with a run) can be recomputed from the per
   word overlap (Dice ≥ ``ACTION_MATCH_MIN``); a matched item's owner is right when it names the gold owner
   (display name, chat handle or Slack id; an unstated owner may also be left empty) and its type equals gold's.
 * leaks — gold trap secrets/PII (``value_hint`` completed from the raw file) and every value a Redactor finds
-  in the bundle's texts must not appear in the written sections (summary, impact, factors, action items,
-  lessons, highlights). Must be 0.
+  in the bundle's texts must not appear in any output: the written sections, the rendered Markdown (also with
+  its escaping undone) and JSON, the Slack post and the Jira issues publishing would send (built by the same
+  functions, without network), the judge's excerpt and the case's own record in the run log and report. A
+  kind the settings keep unmasked in outputs (``mask_pii_in_outputs`` off, ``redaction_restore_kinds``) is not
+  a leak; secrets and card numbers always are. An output the leak guard refuses to render counts as a leak.
+  Must be 0.
 * summary_words — words in the summary (a range, not a direction).
 * fallbacks / validation_repairs — the LLM drafter fell back to the FactsDrafter / validation had to drop
   citations or items.
@@ -36,16 +40,18 @@ yes/no) and, against a baseline, a pairwise preference asked in both orders to e
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import os
 import re
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from pipeline.blame import blame_hits
-from pipeline.errors import LLMError, PolicyError
+from pipeline.errors import LeakError, LLMError, PolicyError
 from pipeline.eval_models import (
     ActionMatch,
     Baseline,
@@ -67,6 +73,7 @@ from pipeline.eval_models import (
     Threshold,
     ThresholdCheck,
 )
+from pipeline.leak_guard import strings_of
 from pipeline.llm import LLMClient
 from pipeline.models import MOMENT_NAMES, ActionItem, Draft, DraftContent
 from pipeline.prompts import ModelParams, Prompt
@@ -147,6 +154,7 @@ class CaseInputs:
     event_files: Mapping[str, str]  # event id -> provenance file (bundle-relative)
     facts: Facts | None = None  # for the numeric re-check; None skips it (the draft's own report still counts)
     secrets: Sequence[Secret] = ()
+    outputs: Mapping[str, str] = field(default_factory=dict)  # more outputs to check for leaks (the excerpt)
 
 
 # --- the deterministic metrics ----------------------------------------------------------------------------
@@ -511,19 +519,60 @@ def written_sections_json(draft: Draft) -> str:
     return json.dumps(draft_content(draft).model_dump(mode="json"), ensure_ascii=False)
 
 
-def find_leaks(draft: Draft, secrets: Iterable[Secret]) -> list[str]:
-    """Masked descriptions of the secrets found in the written sections (Markdown prose and JSON)."""
-    haystacks = [*prose_fields(draft), written_sections_json(draft)]
-    joined = [_digits_joined(h) for h in haystacks]
+_MD_ESCAPE = re.compile(r"\\(.)")
+_EVAL_PROJECT = "EVAL"  # the Jira project key the eval builds follow-up issues for (never sent anywhere)
+
+
+def draft_outputs(draft: Draft) -> tuple[dict[str, str], list[str]]:
+    """Every shared output of a draft as the text a reader would get, built by the functions that write and
+    publish it (no file, no network): the Markdown (and the same with its escaping undone, so an escaped
+    `ghp\\_…` still counts), the JSON's strings, the Slack summary and every Jira follow-up issue. Second: the
+    outputs the leak guard refused to render, with the kinds it found (each one is a leak)."""
+    from pipeline.publish import issue_fields, summary_text
+    from pipeline.render import render_json, render_markdown
+    from pipeline.section_key import SectionKey
+
+    builders: dict[str, Callable[[], str]] = {
+        "markdown": lambda: render_markdown(draft, key=SectionKey(os.urandom(32))),
+        "json": lambda: "\n".join(strings_of(json.loads(render_json(draft)))),
+        "slack": lambda: summary_text(draft),
+        "jira": lambda: "\n".join(
+            s for item in draft.action_items for s in strings_of(issue_fields(_EVAL_PROJECT, draft, item))
+        ),
+    }
+    outputs: dict[str, str] = {}
+    refused: list[str] = []
+    for name, build in builders.items():
+        try:
+            outputs[name] = build()
+        except LeakError as exc:
+            refused.append(f"{name} ({', '.join(exc.kinds)})")
+    if "markdown" in outputs:
+        outputs["markdown (unescaped)"] = html.unescape(_MD_ESCAPE.sub(r"\1", outputs["markdown"]))
+    return outputs, refused
+
+
+def find_leaks(
+    draft: Draft, secrets: Iterable[Secret], outputs: Mapping[str, str] | None = None, refused: Sequence[str] = ()
+) -> list[str]:
+    """Masked descriptions of the secrets found in the written sections or in any of `outputs` (default: every
+    output of the draft, see `draft_outputs`), each naming the outputs it was found in. Outputs the guard
+    `refused` to render count as one leak when no known value explains them (a secret no candidate lists)."""
+    if outputs is None:
+        outputs, refused = draft_outputs(draft)
+    haystacks = {"sections": "\n".join([*prose_fields(draft), written_sections_json(draft)]), **outputs}
+    joined = {name: _digits_joined(h) for name, h in haystacks.items()}
     leaks: dict[str, str] = {}
     for secret in secrets:
         value = secret.value
         digits = sum(c.isdigit() for c in value)
-        hit = any(value in h for h in haystacks)
-        if not hit and digits >= 7 and digits >= 0.6 * len(value.replace(" ", "")):
-            hit = any(_digits_joined(value) in h for h in joined)
-        if hit:
-            leaks.setdefault(value, mask(secret))
+        where = [name for name, h in haystacks.items() if value in h]
+        if not where and digits >= 7 and digits >= 0.6 * len(value.replace(" ", "")):
+            where = [name for name, h in joined.items() if _digits_joined(value) in h]
+        if where:
+            leaks.setdefault(value, f"{mask(secret)} in {', '.join(where)}")
+    if refused and not leaks:
+        return [f"refused by the output guard: {'; '.join(refused)}"]
     return sorted(leaks.values())
 
 
@@ -549,7 +598,13 @@ def score_draft(inputs: CaseInputs, tolerance_s: float = 60) -> tuple[dict[str, 
     tallies["blame_hits"] = Tally(num=len(blame))
     action_tallies, actions = score_actions(draft, gold)
     tallies.update(action_tallies)
-    leaks = find_leaks(draft, inputs.secrets)
+    outputs, refused = draft_outputs(draft)
+    record = details.model_copy(  # the case's record as the run log and the report will show it
+        update={"numeric_problems": problems, "blame_hits": blame, "actions": actions, "evidence": evidence}
+    )
+    outputs.update(inputs.outputs)
+    outputs["record"] = "\n".join(strings_of(record.model_dump(mode="json")))
+    leaks = find_leaks(draft, inputs.secrets, outputs, refused)
     tallies["leaks"] = Tally(num=len(leaks))
     words = len(draft.summary.split())
     tallies["summary_words"] = Tally(num=words, den=1)

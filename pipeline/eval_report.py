@@ -3,7 +3,8 @@ relatively) and one self-contained HTML file (the same plots embedded as base64)
 backend (no display, imported only when a report is rendered).
 
 ``render_report(run, out_dir) -> (markdown_path, html_path)``; ``summary_rows(run)`` gives the summary table as
-strings for a terminal.
+strings for a terminal. A report whose text holds a secret is refused (``LeakError``) before anything is written:
+the per-case leak metric has already checked each case's record against that case's originals.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipeline.atomic import write_atomic
 from pipeline.eval_metrics import METRICS, SPECS, MetricSpec, case_values
 from pipeline.eval_models import CaseResult, MetricComparison, ThresholdCheck
 from pipeline.evaluate import RunResult
+from pipeline.leak_guard import check_text
 
 METRIC_PLOT = "metric-comparison.png"
 CASE_PLOT = "case-heatmap.png"
@@ -566,7 +568,10 @@ def render_report(run: RunResult, out_dir: Path) -> tuple[Path, Path]:
         _plot_cases(run, out_dir / CASE_PLOT)
         plots.append(_Image("Per-case heat map", CASE_PLOT))
     blocks = build_blocks(run, plots)
-    markdown = write_atomic(out_dir / "report.md", _to_markdown(blocks))
+    text = _to_markdown(blocks)
+    # every text of the HTML page is in the Markdown too (the page adds only the plots, as base64)
+    check_text(text, f"the eval report of {run.summary.run_id}")
+    markdown = write_atomic(out_dir / "report.md", text)
     images = {p.file: (out_dir / p.file).read_bytes() for p in plots}
     page = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -33,11 +33,13 @@ from pipeline.bundle import Bundle, load_bundle
 from pipeline.draft.base import Drafter
 from pipeline.draft.facts import build_facts, validation_facts
 from pipeline.draft.facts_drafter import FactsDrafter
+from pipeline.draft.scrub import output_redactor, scrub_inputs
 from pipeline.errors import PostmortemError
 from pipeline.eval_metrics import (
     SPECS,
     CaseInputs,
     Judge,
+    Secret,
     aggregate,
     by_category,
     check_thresholds,
@@ -69,7 +71,7 @@ from pipeline.eval_models import (
 )
 from pipeline.models import Draft
 from pipeline.prompts import PROMPTS_DIR, Prompt, get_prompt, list_prompts
-from pipeline.redact import Redactor
+from pipeline.redact import ALL_KINDS, Detector, Redactor, output_mask_kinds
 from pipeline.service import compose, gather, normalise
 from pipeline.settings import Settings
 from pipeline.timeline import Timeline
@@ -405,23 +407,38 @@ def build_inputs(
 ) -> tuple[CaseInputs, Redactor]:
     """What a draft of this bundle is scored against, and the Redactor that has seen every text of the bundle
     (its originals are leak candidates; it also redacts the case's excerpt)."""
-    # the texts as an LLM drafter saw them (entries redacted in timeline order), so its quotes re-check too
-    redactor = Redactor()
     frame = timeline.frame
     raw = dict(zip(frame["id"].tolist(), frame["text"].tolist(), strict=True))
-    seen = {e.id: redactor.redact(e.text) for e in timeline.events()}
-    texts = {i: f"{t}\n{seen[i]}" if i in seen and seen[i] != t else t for i, t in raw.items()}
-    redactor.redact_many([t for i, t in raw.items() if i not in seen])
-    facts = build_facts(bundle.manifest, timeline, settings)
+    # the texts every drafter built from (compose scrubs them the same way, deterministically), and those as an
+    # LLM drafter saw them (entries redacted once more, in timeline order), so quotes of either re-check
+    manifest, scrubbed = scrub_inputs(bundle.manifest, timeline, output_redactor(settings))
+    shared = dict(zip(scrubbed.frame["id"].tolist(), scrubbed.frame["text"].tolist(), strict=True))
+    llm = Redactor()
+    seen = {e.id: llm.redact(e.text) for e in scrubbed.events()}
+    texts = {i: "\n".join(dict.fromkeys([t, shared[i], seen[i] if i in seen else shared[i]])) for i, t in raw.items()}
+    redactor = Redactor()  # every original in the bundle's texts is a leak candidate
+    redactor.redact_many(raw.values())
+    kept = ALL_KINDS - output_mask_kinds(settings.mask_pii_in_outputs, settings.redaction_restore_kinds)
+    candidates = [*trap_secrets(bundle_dir, gold, list(raw.values())), *redactor_secrets(redactor)]
+    facts = build_facts(manifest, scrubbed, settings)
     inputs = CaseInputs(
         draft=draft,
         gold=gold,
         known_ids=timeline.known_ids,
         event_files=dict(zip(frame["id"].tolist(), frame["file"].tolist(), strict=True)),
-        facts=validation_facts(facts, timeline, texts=texts),
-        secrets=[*trap_secrets(bundle_dir, gold, list(raw.values())), *redactor_secrets(redactor)],
+        facts=validation_facts(facts, scrubbed, texts=texts),
+        secrets=[s for s in candidates if not _kept_in_outputs(s, kept)],
     )
     return inputs, redactor
+
+
+def _kept_in_outputs(secret: Secret, kept: frozenset[str]) -> bool:
+    """A value of a kind the settings keep in outputs (an e-mail with mask_pii_in_outputs off) is not a leak.
+    Gold traps name their kind loosely (`pii_email_phone`), so the value's kind is the detector's."""
+    if not kept:
+        return False
+    kinds = {secret.kind} if secret.kind in ALL_KINDS else {f.kind for f in Detector().scan(secret.value)}
+    return bool(kinds) and kinds <= kept
 
 
 def evaluate_case(plan: EvalPlan, case: Case) -> CaseResult:
@@ -450,8 +467,8 @@ def evaluate_case(plan: EvalPlan, case: Case) -> CaseResult:
         return result
 
     inputs, redactor = build_inputs(bundle_dir, bundle, timeline, draft, gold, settings)
-    tallies, details = score_draft(inputs, plan.suite.moment_tolerance_s)
     text = excerpt(draft, redactor, plan.suite.judge.max_chars)
+    tallies, details = score_draft(replace(inputs, outputs={"excerpt": text}), plan.suite.moment_tolerance_s)
     judged = None
     if plan.judge is not None:
         before = plan.baseline.cases.get(case.id) if plan.baseline else None

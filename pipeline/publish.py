@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pipeline.atomic import write_atomic
 from pipeline.connectors.jira import JiraConfig, JiraConnector
 from pipeline.connectors.slack import SlackConfig, SlackConnector
-from pipeline.errors import ConfigError, ConnectorError, EgressError
+from pipeline.errors import ConfigError, ConnectorError, EgressError, LeakError
+from pipeline.leak_guard import check_strings, check_text, strings_of
 from pipeline.models import ActionItem, Draft, Source
 from pipeline.paths import draft_folder
 
@@ -26,14 +27,20 @@ _SIMILAR = 0.5  # word-set Jaccard above which an action item and an existing is
 _TICKET_SOURCES = frozenset({Source.JIRA, Source.GITHUB})
 
 
-def post_summary(slack: SlackConnector, channel: str, draft: Draft, link: str | None = None) -> str:
-    """Post the draft's summary to `channel`; returns the message ts."""
+def summary_text(draft: Draft, link: str | None = None) -> str:
+    """The Slack message announcing a draft (no network: the eval checks exactly this text for leaks)."""
     lines = [f"*Postmortem draft: {draft.incident.title}* ({draft.incident.id})", draft.summary]
     if link:
         lines.append(f"<{link}|Open the draft>")
-    data = slack.client.post_json(
-        "/chat.postMessage", {"channel": channel, "text": "\n".join(lines), "unfurl_links": False}
-    )
+    return "\n".join(lines)
+
+
+def post_summary(slack: SlackConnector, channel: str, draft: Draft, link: str | None = None) -> str:
+    """Post the draft's summary to `channel`; returns the message ts. A text holding a secret is refused
+    (LeakError) before anything is sent."""
+    text = summary_text(draft, link)
+    check_text(text, f"the Slack summary of {draft.incident.id}")
+    data = slack.client.post_json("/chat.postMessage", {"channel": channel, "text": text, "unfurl_links": False})
     if not isinstance(data, dict) or not data.get("ok"):
         error = data.get("error") if isinstance(data, dict) else "unexpected answer"
         raise ConnectorError(f"slack: chat.postMessage to {channel} refused: {error}")
@@ -98,7 +105,8 @@ def create_follow_ups(
     return report
 
 
-def _create(jira: JiraConnector, project: str, draft: Draft, item: ActionItem) -> str:
+def issue_fields(project: str, draft: Draft, item: ActionItem) -> dict[str, Any]:
+    """The Jira fields of one follow-up issue (no network: the eval checks exactly these for leaks)."""
     fields: dict[str, Any] = {
         "project": {"key": project},
         "summary": item.description[:250],
@@ -110,6 +118,12 @@ def _create(jira: JiraConnector, project: str, draft: Draft, item: ActionItem) -
     }
     if item.due:
         fields["duedate"] = item.due
+    return fields
+
+
+def _create(jira: JiraConnector, project: str, draft: Draft, item: ActionItem) -> str:
+    fields = issue_fields(project, draft, item)
+    check_strings(list(strings_of(fields)), f"a Jira follow-up of {draft.incident.id}", entropy=False)
     data = jira.client.post_json("/rest/api/3/issue", {"fields": fields})
     key = data.get("key") if isinstance(data, dict) else None
     if not isinstance(key, str):
@@ -192,7 +206,7 @@ class Publisher:
                         self._file(draft, incident_id, filed, _first([incident_id, *others], "jira-"), restricted)
                 except EgressError as exc:  # refused by policy: nothing was sent; a retry would be refused too
                     withheld.append(str(exc))
-        except ConnectorError as exc:  # drafting succeeded; publishing is retried with the next version
+        except (ConnectorError, LeakError) as exc:  # drafting succeeded; publishing is retried with the next version
             self.errors[incident_id] = str(exc)
             state.setdefault("errors", []).append(f"v{version}: {exc}")
         if withheld:

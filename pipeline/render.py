@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
+from pipeline.leak_guard import check_model
 from pipeline.markers import Markers
 from pipeline.models import MOMENT_NAMES, Draft, TimelineEntry
 from pipeline.quantities import format_duration
@@ -38,6 +39,7 @@ _URL_SAFE = "/:?#@!$&*+,;=%~-._[]"  # what may stay as it is in a link destinati
 
 
 def render_json(draft: Draft) -> bytes:
+    check_model(draft, f"the JSON draft of {draft.incident.id}")  # refuse a secret rather than write it
     return orjson.dumps(draft.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n"
 
 
@@ -106,6 +108,7 @@ def render_markdown(draft: Draft, *, key: SectionKey) -> str:
     rendered) carrying the hash of the generated text and a MAC made with ``key`` (pipeline.markers), so a
     re-draft can tell which sections a person edited (see pipeline.redraft) and nobody without the key can
     make a marker it believes. Without the marker lines the text is exactly the plain rendering."""
+    check_model(draft, f"the Markdown draft of {draft.incident.id}")  # refuse a secret rather than write it
     markers = Markers(key, draft.incident.id)
     sections = _sections(draft)
     out: list[str] = sections.pop(0)[1]  # the title line stays first and unmarked: "# Postmortem draft: …"

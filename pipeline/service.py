@@ -19,7 +19,9 @@ from pipeline.bundle import Bundle, load_bundle, parse_source
 from pipeline.draft.base import Drafter
 from pipeline.draft.facts import build_facts
 from pipeline.draft.facts_drafter import FactsDrafter
+from pipeline.draft.scrub import output_redactor, scrub_inputs
 from pipeline.errors import ConfigError
+from pipeline.leak_guard import check_model
 from pipeline.models import (
     Draft,
     DraftIncident,
@@ -80,9 +82,13 @@ def compose(
     bundle: Bundle, timeline: Timeline, settings: Settings, drafter: Drafter | None = None
 ) -> tuple[Draft, ValidationReport]:
     """Facts, drafting and validation. A drafter returns only validated content (or raises), so nothing
-    unchecked reaches the renderer."""
+    unchecked reaches the renderer. Every path to a draft comes through here, so this is where the incident's
+    texts are redacted, once, before anything is built from them (pipeline.draft.scrub), and where the finished
+    draft is checked for any original the redactor replaced (pipeline.leak_guard)."""
     drafter = drafter or FactsDrafter()
-    facts = build_facts(bundle.manifest, timeline, settings)
+    redactor = output_redactor(settings)
+    manifest, timeline = scrub_inputs(bundle.manifest, timeline, redactor)
+    facts = build_facts(manifest, timeline, settings)
     result = drafter.draft(facts, timeline)
     content, report = result.content, result.report
     incident: DraftIncident = facts.incident
@@ -112,6 +118,7 @@ def compose(
             bundle=bundle.path.name,  # the bundle's name: a draft is shared, a path on this machine is not
         ),
     )
+    check_model(draft, f"the draft of {incident.id}", redactor=redactor)
     return draft, report
 
 

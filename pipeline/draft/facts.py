@@ -2,6 +2,10 @@
 
 The FactsDrafter turns it into prose with templates; an LLM drafter is given the same sheet and held to the
 same checks. ``durations_s`` and ``counts`` list every number prose may state.
+
+The manifest and timeline arrive already redacted (``service.compose`` runs ``pipeline.draft.scrub`` first), so
+whatever this module quotes, cuts or copies (a deploy message, a headline, a ticket title) holds placeholders,
+never the values: cutting or reshaping a raw secret here would hide it from the redactor.
 """
 
 from __future__ import annotations
