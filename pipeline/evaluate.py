@@ -34,7 +34,7 @@ from pipeline.draft.base import Drafter
 from pipeline.draft.facts import build_facts, validation_facts
 from pipeline.draft.facts_drafter import FactsDrafter
 from pipeline.draft.scrub import output_redactor, scrub_inputs
-from pipeline.errors import PostmortemError
+from pipeline.errors import LimitExceeded, PostmortemError
 from pipeline.eval_metrics import (
     SPECS,
     CaseInputs,
@@ -69,6 +69,7 @@ from pipeline.eval_models import (
     Suite,
     events_path,
 )
+from pipeline.limits import load_yaml
 from pipeline.models import Draft
 from pipeline.prompts import PROMPTS_DIR, Prompt, get_prompt, list_prompts
 from pipeline.redact import ALL_KINDS, Detector, Redactor, output_mask_kinds
@@ -93,11 +94,11 @@ _events = TypeAdapter[EvalEvent](EvalEvent)
 
 def load_suite_file(path: Path) -> Suite:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_bytes(), what=str(path))
         suite = Suite.model_validate({**(data or {}), "path": str(path)})
     except OSError as exc:
         raise EvalError(f"cannot read suite {path}: {exc.strerror}") from None
-    except (yaml.YAMLError, ValidationError, TypeError) as exc:
+    except (yaml.YAMLError, ValidationError, TypeError, UnicodeDecodeError, LimitExceeded) as exc:
         raise EvalError(f"{path} is not a valid suite: {str(exc).splitlines()[0]}") from None
     if path.name != f"{suite.ref}.yaml":
         raise EvalError(f"{path}: a suite's file is named after its id and version ({suite.ref}.yaml)")
@@ -164,10 +165,10 @@ def resolve_cases(suite: Suite, base: Path = REPO) -> list[Case]:
 def load_gold(bundle_dir: Path) -> Gold:
     path = bundle_dir / "gold.yaml"
     try:
-        return Gold.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        return Gold.model_validate(load_yaml(path.read_bytes(), what=str(path)))
     except OSError as exc:
         raise EvalError(f"cannot read {path}: {exc.strerror}") from None
-    except (yaml.YAMLError, ValidationError) as exc:
+    except (yaml.YAMLError, ValidationError, UnicodeDecodeError, LimitExceeded) as exc:
         raise EvalError(f"{path} is not valid gold: {str(exc).splitlines()[0]}") from None
 
 
@@ -449,7 +450,7 @@ def evaluate_case(plan: EvalPlan, case: Case) -> CaseResult:
     gold: Gold | None = None
     try:
         gold = load_gold(bundle_dir)
-        bundle = load_bundle(bundle_dir)
+        bundle = load_bundle(bundle_dir, settings)
         timeline = normalise(bundle, gather(bundle), settings)
         draft, _ = compose(bundle, timeline, settings, plan.drafter)
     except PostmortemError as exc:

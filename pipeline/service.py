@@ -66,7 +66,7 @@ def bulk_allocation() -> Iterator[None]:
 def load_timeline(path: Path | str, settings: Settings) -> tuple[Bundle, Timeline]:
     """Bundle on disk -> normalised timeline (parse every source, merge, dedup, collapse, fold)."""
     with bulk_allocation():
-        bundle = load_bundle(path)
+        bundle = load_bundle(path, settings)
         return bundle, normalise(bundle, gather(bundle), settings)
 
 
