@@ -18,9 +18,11 @@ The listener is meant to face a network, so it trusts nothing it is sent:
   ``body_timeout_s`` in total. A socket timeout alone would not do — it bounds each read, and a client that sends
   a byte every few seconds ("slow loris") never trips it — so one watchdog thread shuts down connections whose
   deadline has passed.
-* **Memory**: at most ``max_connections`` connections are served at once (more are answered ``503`` with
-  ``Retry-After`` and closed; Alertmanager retries), and a body is at most ``max_body_bytes``, read only after
-  the sender authenticated. Memory is thereby bounded by about ``max_connections × max_body_bytes``.
+* **Memory**: at most ``max_connections`` connections are served at once, a body is at most ``max_body_bytes``
+  and read only after the sender authenticated, as it arrives (never allocated up front from ``Content-Length``),
+  and the bodies being received at once may together claim at most ``max_inflight_bytes`` (raised to one
+  ``max_body_bytes`` if smaller). Beyond either cap a request is answered ``503`` with ``Retry-After`` (Alertmanager
+  retries). Body memory is thereby bounded by ``max_inflight_bytes`` whatever the clients do.
 * **Shape**: only an Alertmanager webhook is stored — ``version`` "4", a non-empty string ``groupKey``,
   ``status`` firing|resolved and ``alerts`` a list of objects each with a ``status`` and string ``labels`` —
   and its JSON nesting is checked without recursion before it is decoded.
@@ -78,6 +80,9 @@ class ReceiverConfig(BaseModel):
     header_timeout_s: float = Field(10.0, gt=0, description="Request line and headers must arrive within this.")
     body_timeout_s: float = Field(30.0, gt=0, description="The body must arrive within this, after the headers.")
     max_connections: int = Field(32, ge=1, description="Connections served at once; more are answered 503.")
+    max_inflight_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Body bytes being received at once (at least one max_body_bytes)."
+    )
     max_json_depth: int = Field(128, ge=2, description="Nesting depth of a payload's JSON.")
 
     @classmethod
@@ -93,6 +98,7 @@ class ReceiverConfig(BaseModel):
             header_timeout_s=settings.receiver_header_timeout_s,
             body_timeout_s=settings.receiver_body_timeout_s,
             max_connections=settings.receiver_max_connections,
+            max_inflight_bytes=settings.receiver_max_inflight_bytes,
             max_json_depth=settings.max_json_depth,
         )
 
@@ -259,6 +265,27 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+class _Budget:
+    """Body bytes being received, over all connections: a request reserves its Content-Length before reading."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, n: int) -> bool:
+        with self._lock:
+            if self._used + n > self.limit:
+                return False
+            self._used += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self._used -= n
+
+
+_CHUNK = 64 * 1024
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -273,6 +300,7 @@ class ReceiverServer(ThreadingHTTPServer):
         self.store = LandingStore(config.landing)
         self.deadlines = _Deadlines()
         self._slots = threading.BoundedSemaphore(config.max_connections)
+        self.inflight = _Budget(max(config.max_inflight_bytes, config.max_body_bytes))
         super().__init__((config.host, config.port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -341,7 +369,14 @@ class _Handler(BaseHTTPRequestHandler):
         if length > config.max_body_bytes:
             self._answer(413, {"error": f"body larger than {config.max_body_bytes} bytes"})
             return
-        raw = self.rfile.read(length)
+        if not self.server.inflight.reserve(length):
+            log.warning("receiver: bodies in flight reached %d bytes; refused one (503)", self.server.inflight.limit)
+            self._answer(503, {"error": "busy, retry"}, retry_after=True)
+            return
+        try:
+            raw = self._read_body(length)
+        finally:
+            self.server.inflight.release(length)
         if len(raw) < length:  # cut off by the body deadline, or the client went away
             log.info("receiver: connection from %s ended before its body was complete", self.client_address[0])
             self.close_connection = True
@@ -360,6 +395,19 @@ class _Handler(BaseHTTPRequestHandler):
         rel = stored.relative_to(self.server.store.root).as_posix()
         log.info("receiver: stored %s (%d bytes)", rel, len(raw))
         self._answer(200, {"stored": rel})
+
+    def _read_body(self, length: int) -> bytes:
+        """The body, read as it arrives. ``rfile.read(length)`` would allocate ``length`` bytes up front, so a
+        client claiming 10 MB and sending one byte would pin 10 MB; here memory follows the bytes actually sent."""
+        chunks: list[bytes] = []
+        received = 0
+        while received < length:
+            chunk = self.rfile.read1(min(_CHUNK, length - received))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+        return b"".join(chunks)
 
     def _authorized(self) -> bool:
         """Is the request's Authorization what Alertmanager's http_config would send? Any configured scheme
@@ -380,11 +428,13 @@ class _Handler(BaseHTTPRequestHandler):
             return _same_secret(presented, expected)
         return False
 
-    def _answer(self, status: int, body: dict[str, str], *, challenge: bool = False) -> None:
+    def _answer(self, status: int, body: dict[str, str], *, challenge: bool = False, retry_after: bool = False) -> None:
         data = orjson.dumps(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if retry_after:
+            self.send_header("Retry-After", "1")
         if challenge:
             config = self.server.config
             if config.token is not None:

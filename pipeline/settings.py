@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     receiver_body_timeout_s: float = Field(30.0, gt=0, description="A client must send its body within this.")
     receiver_max_connections: int = Field(32, ge=1, description="Connections served at once; more wait or are refused.")
     receiver_max_body_bytes: int = Field(10 * 1024**2, ge=1, description="Largest webhook body accepted.")
+    receiver_max_inflight_bytes: int = Field(
+        64 * 1024**2, ge=1, description="Body bytes being received at once, over all connections; more wait (503)."
+    )
     sources_file: Path | None = Field(
         None, description="YAML list of vendor connectors the sweep polls; default HOME/sources.yaml."
     )

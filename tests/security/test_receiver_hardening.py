@@ -235,6 +235,30 @@ def test_the_connection_cap_refuses_the_excess_and_frees_up(start: Start) -> Non
     assert len(_stored(landing)) == 1
 
 
+def test_bodies_in_flight_share_one_memory_budget(start: Start) -> None:
+    url, landing = start(max_body_bytes=2000, max_inflight_bytes=2000, body_timeout_s=60)
+    holder = _connect(url)
+    holder.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{")  # claims all 2000 bytes
+    try:
+        statuses = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the server has read the holder's headers and reserved
+            status, body, headers = _post(url)
+            statuses.append(status)
+            if status == 503:
+                assert headers.get("Retry-After") == "1" and body == {"error": "busy, retry"}
+                break
+            time.sleep(0.05)
+        assert statuses[-1] == 503
+    finally:
+        holder.close()  # its reservation is released when the server sees the connection end
+    deadline = time.monotonic() + 60
+    while _post(url)[0] != 200:
+        assert time.monotonic() < deadline, "the budget was never released"
+        time.sleep(0.05)
+    assert len(_stored(landing)) == len([s for s in statuses if s == 200]) + 1
+
+
 # --- only Alertmanager webhooks are stored -------------------------------------------------------------------
 
 
