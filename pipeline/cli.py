@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer 0.29 vendors click: its errors
 
 from pipeline.errors import ConfigError, PostmortemError
 from pipeline.paths import draft_file, draft_folder
 from pipeline.quantities import format_duration
-from pipeline.settings import get_settings
+from pipeline.settings import Settings, get_settings
 
 app = typer.Typer(
     add_completion=False,
@@ -27,6 +30,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Incident sources -> timeline -> postmortem draft.",
 )
+
+
+@app.callback()
+def _settings_first() -> None:
+    # Settings are read before any command runs, so a bad POSTMORTEM_ value is reported as such (one line, exit 2)
+    # instead of surfacing inside whatever command happens to read it first, under that command's error.
+    get_settings()
+
+
 assets_app = typer.Typer(no_args_is_help=True, help="Offline assets (tokenizer vocabularies, embedding model).")
 app.add_typer(assets_app, name="assets")
 # markup=False: ids, titles and snippets come from incident data; "[/]" in a title must print as itself, not
@@ -56,6 +68,13 @@ def _output_dir(path: Path, option: str) -> Path:
     except OSError as exc:
         raise ConfigError(f"{option}: cannot create folder {path}: {exc.strerror}") from None
     return path
+
+
+def _t(value: object) -> str:
+    """Text from incident data, for the terminal: control characters (an escape sequence in a title would restyle
+    or rewrite the user's terminal) are shown escaped. Rich markup is already off (see ``out``)."""
+    text = str(value)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _metric(value: int | None) -> str:
@@ -102,12 +121,12 @@ def draft(
         index.index_draft(result, draft_file(target, result.incident.id, ".md").name, loaded.manifest.teams)
     files = write_draft(result, target, key)
     for name in loaded.unrecognised:
-        err.print(f"note: unrecognised file skipped: {name}")
+        err.print(f"note: unrecognised file skipped: {_t(name)}")
     if as_json:
         sys.stdout.buffer.write(render_json(result))
         return
     m = result.metrics
-    out.print(Text.assemble((result.incident.id, "bold"), " ", result.incident.title))
+    out.print(Text.assemble((_t(result.incident.id), "bold"), " ", _t(result.incident.title)))
     out.print(
         f"TTD {_metric(m.time_to_detect_s)} · TTA {_metric(m.time_to_acknowledge_s)} · "
         f"TTM {_metric(m.time_to_mitigate_s)} · TTR {_metric(m.time_to_resolve_s)}"
@@ -153,9 +172,9 @@ def demo(
     for r in runs:
         m = r.metrics
         table.add_row(
-            r.incident_id,
-            r.title,
-            r.severity or "—",
+            _t(r.incident_id),
+            _t(r.title),
+            _t(r.severity or "—"),
             _metric(m.time_to_detect_s),
             _metric(m.time_to_acknowledge_s),
             _metric(m.time_to_mitigate_s),
@@ -167,7 +186,7 @@ def demo(
         )
     out.print(table)
     for r in runs:
-        out.print(f"related to {r.incident_id}: " + (", ".join(r.related) or "none"))
+        out.print(f"related to {_t(r.incident_id)}: " + _t(", ".join(r.related) or "none"))
     settings = get_settings()
     model = f"model {settings.llm_model}" if settings.llm_model else "no LLM configured"
     drafters = ", ".join(sorted({r.drafter for r in runs})) or "—"
@@ -213,7 +232,7 @@ def index_cmd(
         ", ".join(f"{n} {k}" for k, n in counts.items()) + f" — {index.stats()['incidents']} incidents in {index.where}"
     )
     for rejected in report.rejected:
-        err.print(f"rejected: {rejected.source}: {rejected.reason}")
+        err.print(f"rejected: {_t(rejected.source)}: {_t(rejected.reason)}")
 
 
 def _hits_json(hits: list[Any]) -> str:
@@ -229,9 +248,8 @@ def _print_hits(hits: list[Any]) -> None:
         table.add_column(column, overflow="fold")
     for h in hits:
         ranks = f"{h.dense_rank or '—'}/{h.lexical_rank or '—'}"
-        table.add_row(
-            f"{h.score:.4f}", h.incident_id, h.title[:50], str(h.date or "—"), f"{h.section}: {h.snippet[:90]}", ranks
-        )
+        why = _t(f"{h.section}: {h.snippet[:90]}")
+        table.add_row(f"{h.score:.4f}", _t(h.incident_id), _t(h.title[:50]), str(h.date or "—"), why, ranks)
     out.print(table)
 
 
@@ -251,8 +269,6 @@ def search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search past postmortems (hybrid dense + lexical, filters, access control)."""
-    from pydantic import ValidationError
-
     from pipeline.index_lexical import SearchFilters
     from pipeline.service import open_index
 
@@ -364,9 +380,9 @@ def sweep_cmd(
         publisher = make_publisher(settings)
         report = sweep(settings, sweep_sources(settings), index=use_index, on_drafted=publisher)
         for incident, error in (publisher.errors if publisher else {}).items():
-            err.print(f"publishing failed (will retry with the next version): {incident}: {error}")
+            err.print(f"publishing failed (will retry with the next version): {_t(incident)}: {_t(error)}")
         for incident, reason in (publisher.withheld if publisher else {}).items():
-            err.print(f"not published (egress policy): {incident}: {reason}")
+            err.print(f"not published (egress policy): {_t(incident)}: {_t(reason)}")
     else:
         _prefect_env()
         from pipeline.flows import sweep_closed_incidents
@@ -377,11 +393,11 @@ def sweep_cmd(
     else:
         out.print(report.summary())
         for alias, incident in report.linked.items():
-            out.print(f"{alias} is part of {incident} (gathered with it)")
+            out.print(f"{_t(alias)} is part of {_t(incident)} (gathered with it)")
         for incident, error in report.failures.items():
-            err.print(f"failed: {incident}: {error}")
+            err.print(f"failed: {_t(incident)}: {_t(error)}")
         for source, error in report.source_errors.items():
-            err.print(f"source failed (its incidents are listed again next sweep): {source}: {error}")
+            err.print(f"source failed (its incidents are listed again next sweep): {source}: {_t(error)}")
     if report.failed or report.source_errors:
         raise typer.Exit(1)  # what could be drafted was; exit 2 stays for errors that stop the whole command
 
@@ -397,6 +413,8 @@ def incidents(
     tools (from the ledger under POSTMORTEM_HOME)."""
     from pipeline.ledger import Ledger
 
+    if status not in (None, "pending", "drafted", "failed"):
+        raise ConfigError(f"--status must be pending, drafted or failed, not {status!r}")
     settings = get_settings()
     with Ledger.for_home(settings.home) as ledger:
         records = [r for r in ledger.all() if status is None or r.status == status]
@@ -423,13 +441,13 @@ def incidents(
         table.add_column(column)
     for row in rows:
         table.add_row(
-            str(row["incident"]),
-            str(row["source"]),
+            _t(row["incident"]),
+            _t(row["source"]),
             str(row["status"]),
             f"v{row['version']}" if row["version"] else "—",
             str(row["attempts"]),
-            ", ".join(aliases[str(row["incident"])]) or "—",
-            str(row["error"] or ""),
+            _t(", ".join(aliases[str(row["incident"])]) or "—"),
+            _t(row["error"] or ""),
         )
     out.print(table)
 
@@ -448,12 +466,17 @@ def receive(
     bound_port = server.server_address[1]
     auth = "bearer token or basic auth required" if config.authenticated else "no credentials (loopback only)"
     out.print(f"receiving Alertmanager webhooks on http://{config.host}:{bound_port}/ into {config.landing} ({auth})")
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop closes the socket like Ctrl-C does
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @contextmanager
@@ -501,6 +524,17 @@ def _local_prefect_server() -> Iterator[None]:
             server.kill()
 
 
+def _cron(schedule: str) -> str:
+    """The schedule, checked as Prefect will read it."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=schedule)
+    except ValidationError:
+        raise ConfigError(f"not a cron schedule: {schedule!r} (five fields, e.g. '*/15 * * * *')") from None
+    return schedule
+
+
 @app.command()
 def serve(
     cron: Annotated[str | None, typer.Option("--cron", help="Cron schedule (default POSTMORTEM_SWEEP_CRON).")] = None,
@@ -511,6 +545,8 @@ def serve(
     """Serve the sweep flow on a schedule (Prefect flow.serve); Ctrl-C stops it. Uses PREFECT_API_URL, or starts
     a local Prefect server for the duration."""
     settings = get_settings()
+    if interval is None:
+        _cron(cron or settings.sweep_cron)  # a bad schedule is refused before a Prefect server is started
     _prefect_env()
     with _local_prefect_server():
         from pipeline.flows import sweep_closed_incidents
@@ -519,7 +555,7 @@ def serve(
             out.print(f"sweeping {settings.landing} every {interval} s (Prefect deployment 'sweep'); Ctrl-C to stop")
             sweep_closed_incidents.serve(name="sweep", interval=interval, limit=1)
             return
-        schedule = cron or settings.sweep_cron
+        schedule = _cron(cron or settings.sweep_cron)
         out.print(f"sweeping {settings.landing} on '{schedule}' (Prefect deployment 'sweep'); Ctrl-C to stop")
         sweep_closed_incidents.serve(name="sweep", cron=schedule, limit=1)
 
@@ -547,9 +583,56 @@ def prompts_show(ref: Annotated[str, typer.Argument(help="ID or ID@VERSION")]) -
     out.print(f"--- system ---\n{prompt.system}--- user ---\n{prompt.user}", markup=False, highlight=False)
 
 
+def _one_line(text: str) -> str:
+    """Whitespace (pydantic's messages span lines) folded to single spaces; control characters (an id from a
+    manifest may hold an escape sequence) shown escaped rather than sent to the terminal."""
+    return _t(" ".join(text.split()))
+
+
+def _settings_message(exc: ValidationError) -> str:
+    """Which POSTMORTEM_ variable is wrong and why, from a Settings validation error."""
+    problems = []
+    for problem in exc.errors()[:3]:
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        name = f"POSTMORTEM_{field.upper()}" if field in Settings.model_fields else field or exc.title
+        problems.append(f"{name}: {problem['msg']}")
+    return f"invalid setting {'; '.join(problems)}"
+
+
+def _model_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"invalid {exc.title}: {where + ': ' if where else ''}{first['msg']}"
+
+
 def main() -> None:
+    """Run the CLI. Errors a user can fix — the package's own (PostmortemError), a bad POSTMORTEM_ setting, a file
+    that is missing, unreadable or a folder, a bad option value — are one line on stderr and exit code 2, never a
+    traceback. (Click runs non-standalone so its usage errors come here too instead of as a framed panel.)"""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()  # `postmortem` alone: the help, as before
+        raise SystemExit(exc.exit_code) from None
+    except ClickException as exc:
+        ctx = getattr(exc, "ctx", None)  # usage errors know their command
+        command = f"postmortem {ctx.command_path.partition(' ')[2]}".strip() if ctx is not None else ""
+        message = exc.format_message() + (f" (see {command} --help)" if command else "")
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        raise SystemExit(1) from None
     except PostmortemError as exc:
-        err.print(f"error: {exc}")
-        raise SystemExit(2) from None
+        message = str(exc)
+    except ValidationError as exc:
+        message = _settings_message(exc) if exc.title == Settings.__name__ else _model_message(exc)
+    except SettingsError as exc:  # a value pydantic-settings cannot even parse (a list setting that is not JSON)
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        name = f"POSTMORTEM_{field.upper()}" if field in Settings.model_fields else "a POSTMORTEM_ setting"
+        message = f'invalid setting {name}: expected JSON such as ["a", "b"] ({exc.__cause__ or exc})'
+    except OSError as exc:
+        where = f": {os.fsdecode(exc.filename)}" if isinstance(exc.filename, str | bytes | os.PathLike) else ""
+        message = f"{exc.strerror or exc}{where}"
+    else:
+        raise SystemExit(code if isinstance(code, int) else 0)
+    sys.stderr.write(f"error: {_one_line(message)}\n")
+    raise SystemExit(2)

@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 
 from pipeline.alert_groups import AlertGroupSource
 from pipeline.connectors.base import ClosedIncident as VendorIncident
+from pipeline.connectors.base import refuse_inline_secrets
 from pipeline.errors import ConfigError, LimitExceeded
 from pipeline.gather import Gatherer, GatherPolicy, Readable, SnapshotConnector
 from pipeline.limits import load_yaml
@@ -124,6 +125,7 @@ def _connector(path: Path, n: int, entry: object) -> Any:
     vendors = _vendors()
     if not isinstance(entry, dict) or entry.get("vendor") not in vendors:
         raise ConfigError(f"{path} entry {n}: vendor must be one of {', '.join(sorted(vendors))}")
+    refuse_inline_secrets(entry, f"{path} entry {n}")
     fields = {k: v for k, v in entry.items() if k not in ("vendor", "token_env", "name")}
     token_env = str(entry.get("token_env") or "")
     token = os.environ.get(token_env, "") if token_env else ""

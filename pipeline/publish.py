@@ -16,10 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from pipeline.atomic import write_atomic
+from pipeline.connectors.base import refuse_inline_secrets
 from pipeline.connectors.jira import JiraConfig, JiraConnector
 from pipeline.connectors.slack import SlackConfig, SlackConnector
-from pipeline.errors import ConfigError, ConnectorError, EgressError, LeakError
+from pipeline.errors import ConfigError, ConnectorError, EgressError, LeakError, LimitExceeded
 from pipeline.leak_guard import check_strings, check_text, strings_of
+from pipeline.limits import load_yaml
 from pipeline.models import ActionItem, Draft, Source
 from pipeline.paths import draft_folder
 
@@ -150,9 +152,16 @@ class PublishConfig(BaseModel):
 
 def load_publish_config(path: Path) -> PublishConfig:
     try:
-        return PublishConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        config = PublishConfig.model_validate(load_yaml(path.read_bytes(), what=str(path)) or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise ConfigError(f"cannot use publish file {path}: {where}: {first['msg']}") from None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, LimitExceeded) as exc:
         raise ConfigError(f"cannot use publish file {path}: {str(exc).splitlines()[0]}") from None
+    for name in ("slack", "jira"):
+        refuse_inline_secrets(getattr(config, name) or {}, f"{path} {name}")
+    return config
 
 
 def _token(section: dict[str, Any], what: str) -> SecretStr:

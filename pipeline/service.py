@@ -6,6 +6,7 @@ wraps the same functions in Prefect tasks.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ def sweep_sources(settings: Settings) -> list[IncidentSource]:
 
     alert_groups = AlertGroupSource(settings.alerts_landing)
     sources: list[IncidentSource] = [LandingSource.from_settings(settings), alert_groups]
-    if settings.sources_path.is_file():
+    if os.path.lexists(settings.sources_path):  # a folder or an unreadable file in its place is an error, not "none"
         from pipeline.connector_source import load_sources
 
         sources.extend(load_sources(settings.sources_path, alert_groups))
@@ -215,7 +216,7 @@ def sweep_sources(settings: Settings) -> list[IncidentSource]:
 
 def make_publisher(settings: Settings) -> Publisher | None:
     """The publisher configured in publish.yaml, if that file exists."""
-    if not settings.publish_path.is_file():
+    if not os.path.lexists(settings.publish_path):  # present but unreadable (or a folder): load_publish_config says so
         return None
     from pipeline.ledger import Ledger
     from pipeline.publish import Publisher, load_publish_config

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline import service
 from pipeline.atomic import write_atomic
 from pipeline.draft.base import Drafter
-from pipeline.errors import BundleError, LimitExceeded, PostmortemError
+from pipeline.errors import BundleError, ConfigError, LimitExceeded, PostmortemError
 from pipeline.ledger import IncidentRecord, Ledger, short_error
 from pipeline.limits import load_yaml
 from pipeline.markers import Markers
@@ -139,8 +139,10 @@ class LandingSource:
         )
 
     def _entries(self) -> Iterator[Path]:
-        if not self.root.is_dir():
-            return
+        if not os.path.lexists(self.root):
+            return  # nothing has landed yet
+        if not stat.S_ISDIR(self.root.lstat().st_mode):
+            raise ConfigError(f"the landing directory {self.root} is not a folder (POSTMORTEM_LANDING_DIR)")
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith(".") or entry.name.endswith(_SKIP_SUFFIXES):
                 continue

@@ -32,7 +32,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from pipeline.egress import EgressPolicy, EgressTransport
-from pipeline.errors import ConnectorError
+from pipeline.errors import ConfigError, ConnectorError
 from pipeline.models import Source
 
 log = logging.getLogger("pipeline.connectors")
@@ -73,6 +73,22 @@ class ClosedIncident(BaseModel):
         default_factory=dict,
         description="Related refs when known: slack_channel, pagerduty_incident, jira_issue, github_issue, …",
     )
+
+
+# Keys that would put a secret in a config file (sources.yaml, publish.yaml) rather than name the environment
+# variable holding it (``token_env``).
+INLINE_SECRET_KEYS = frozenset({"token", "api_key", "apikey", "api_token", "password", "secret"})
+
+
+def refuse_inline_secrets(entry: Mapping[Any, Any], where: str) -> None:
+    """Raise ConfigError when a config entry holds a secret itself; the message says where tokens belong and
+    never repeats the value."""
+    inline = sorted(str(k) for k in entry if str(k).lower() in INLINE_SECRET_KEYS)
+    if inline:
+        raise ConfigError(
+            f"{where}: `{inline[0]}:` is refused in this file (it gets copied, committed and shared); put the token "
+            "in an environment variable and name that variable here instead: token_env: VARIABLE_NAME"
+        )
 
 
 def dump(document: object) -> bytes:
