@@ -34,6 +34,7 @@ import orjson
 import yaml
 
 from pipeline.errors import BundleError
+from pipeline.paths import read_no_follow
 from pipeline.sweep import ClosedIncident
 
 _NAME = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-\d+\.json$")
@@ -67,7 +68,7 @@ def received_at(path: Path) -> datetime | None:
 
 def _status(path: Path) -> str | None:
     try:
-        payload = orjson.loads(path.read_bytes())
+        payload = orjson.loads(read_no_follow(path))
     except (OSError, orjson.JSONDecodeError):
         return None
     status = payload.get("status") if isinstance(payload, dict) else None
@@ -97,11 +98,16 @@ class AlertGroupSource:
 
     def _groups(self) -> Iterator[Path]:
         if self.root.is_dir():
-            yield from sorted(p for p in self.root.iterdir() if p.is_dir() and _GROUP.match(p.name))
+            # links are never followed: the receiver writes only real folders and files here
+            yield from sorted(
+                p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _GROUP.match(p.name)
+            )
 
     def episodes(self, group_dir: Path) -> list[Episode]:
         """The group's episodes, oldest first; the last may still be open."""
-        payloads = sorted((at, p) for p in group_dir.glob("*.json") if (at := received_at(p)) is not None)
+        payloads = sorted(
+            (at, p) for p in group_dir.glob("*.json") if (at := received_at(p)) is not None and not p.is_symlink()
+        )
         episodes: list[Episode] = []
         current: list[Path] = []
         started = last = datetime.min.replace(tzinfo=UTC)
@@ -144,7 +150,7 @@ class AlertGroupSource:
     def snapshot(self, incident: ClosedIncident) -> dict[str, bytes]:
         group, _, first = incident.ref.partition("/")
         group_dir = self.root / group
-        if not _GROUP.match(group) or not group_dir.is_dir():
+        if not _GROUP.match(group) or not group_dir.is_dir() or group_dir.is_symlink():
             raise BundleError("alert group not found", group_dir)
         episode = next((e for e in self.episodes(group_dir) if e.files[0].name == first), None)
         if episode is None:
@@ -155,7 +161,7 @@ class AlertGroupSource:
         """The group's episode a paging incident closed at ``moment`` came from: the last one that started
         before it (the last one of all without a moment); None when the group never landed here."""
         group_dir = self.root / group
-        if not _GROUP.match(group) or not group_dir.is_dir():
+        if not _GROUP.match(group) or not group_dir.is_dir() or group_dir.is_symlink():
             return None
         episodes = self.episodes(group_dir)
         before = [e for e in episodes if moment is None or e.started_at <= moment]
@@ -163,7 +169,7 @@ class AlertGroupSource:
 
     def episode_files(self, episode: Episode) -> dict[str, bytes]:
         """An episode's payloads as landed, under ``alertmanager/<group>/``."""
-        return {f"alertmanager/{episode.group}/{path.name}": path.read_bytes() for path in episode.files}
+        return {f"alertmanager/{episode.group}/{path.name}": read_no_follow(path) for path in episode.files}
 
     def _bundle(self, episode: Episode) -> dict[str, bytes]:
         """The episode's payloads and an incident.yaml with its id and the first notification's title."""

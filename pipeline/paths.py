@@ -19,7 +19,10 @@ keep working.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 MAX_NAME_BYTES = 200
@@ -62,6 +65,17 @@ def safe_name(incident_id: str) -> str:
     if cut != -1:  # never half an escape: "~2" or "~" at the end would read as part of the "~~" marker
         prefix = prefix[:cut]
     return f"{prefix}~~{digest}"
+
+
+def read_no_follow(path: Path) -> bytes:
+    """A regular file's bytes, never through a symbolic link (O_NOFOLLOW on the last component) and never
+    blocking on a FIFO; anything else raises OSError. For stores other processes can write into (the landed
+    Alertmanager groups), where a planted link would otherwise pull an outside file into a snapshot."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read()
 
 
 def draft_file(out_dir: Path, incident_id: str, suffix: str) -> Path:

@@ -160,6 +160,31 @@ def test_an_id_of_300_bytes_is_drafted_and_redrafted(tmp_path: Path) -> None:
     assert (folder / "v2.json").is_file() and json.loads((folder / "v2.json").read_text())["incident"]["id"] == long_id
 
 
+def test_links_planted_in_the_alertmanager_landing_are_not_followed(tmp_path: Path) -> None:
+    from pipeline.alert_groups import AlertGroupSource
+    from pipeline.receiver import LandingStore, group_dir_name
+    from tests import vendor_servers as vs
+    from tests.test_connectors import _am_payload
+
+    root, key = tmp_path / "alertmanager", '{}:{alertname="X"}'
+    store = LandingStore(root)
+    for status, minute in (("firing", 0), ("resolved", 40)):
+        payload = _am_payload(key, status, minute)
+        store.append(payload, json.dumps(payload).encode(), received=vs.at(minute))
+    outside = tmp_path / "outside.json"
+    planted = _am_payload(key, "firing", 10)
+    planted["commonAnnotations"] = {"summary": MARKER}
+    outside.write_text(json.dumps(planted))
+    group = root / group_dir_name({"groupKey": key})
+    (group / "20250304T141000.000000Z-000099.json").symlink_to(outside)  # named like a landed payload
+    (root / ("f" * 16)).symlink_to(group, target_is_directory=True)  # a whole group that is a link
+    source = AlertGroupSource(root, now=lambda: vs.at(100))
+    (closed,) = source.closed_since(vs.at(-60))
+    files = source.snapshot(closed)
+    assert len([n for n in files if n.startswith("alertmanager/")]) == 2
+    assert MARKER.encode() not in b"".join(files.values())
+
+
 # --- the name function itself ---------------------------------------------------------------------------------
 
 
