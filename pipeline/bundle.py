@@ -15,6 +15,7 @@ followed. Only a bundle that cannot be read at all raises BundleError.
 from __future__ import annotations
 
 import errno
+import heapq
 import lzma
 import os
 import stat
@@ -191,13 +192,21 @@ class _Walk:
         return True
 
     def _directory(self, dir_fd: int, prefix: str) -> Iterator[tuple[str, bytes | None]]:
+        # At most max_bundle_files + 1 entries are kept (the first in name order): a folder of millions of
+        # names costs a scan, not their list.
+        most, seen = self.limits.max_bundle_files + 1, [0]
+
+        def visible(scan: Iterator[os.DirEntry[str]]) -> Iterator[os.DirEntry[str]]:
+            for entry in scan:
+                if entry.name not in _SKIP_PARTS and not entry.name.startswith("."):
+                    seen[0] += 1
+                    yield entry
+
         with os.scandir(dir_fd) as scan:
-            entries = sorted(scan, key=lambda e: e.name)
+            entries = heapq.nsmallest(most, visible(scan), key=lambda e: e.name)
         for entry in entries:
             if self.stopped:
                 return
-            if entry.name in _SKIP_PARTS or entry.name.startswith("."):
-                continue
             name = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
                 try:
@@ -213,6 +222,13 @@ class _Walk:
                     os.close(sub)
             elif self._admit(name):
                 yield from self._file(dir_fd, entry.name, name)
+        if seen[0] > most and not self.stopped:  # only folders among the kept entries: the rest is past the cap
+            self.stopped = True
+            self.refuse(
+                prefix or ".",
+                f"a folder holds {seen[0]} entries, more than {most - 1}; those after {entries[-1].name} were not read",
+                "max_bundle_files",
+            )
 
     def _file(self, dir_fd: int, file_name: str, name: str) -> Iterator[tuple[str, bytes | None]]:
         if _is_meta(name) or self._full(name):

@@ -34,6 +34,7 @@ _JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _CHUNK = 1 << 20
+_LOOKAHEAD = 64  # characters a decoder may read past an error before reporting it
 _COUNT_BELOW = 64 * 1024  # texts shorter than this have their brackets counted before padding
 _EOCD_SIZE, _ZIP64_LOCATOR_SIZE, _ZIP64_EOCD_SIZE = 22, 20, 56
 
@@ -218,11 +219,15 @@ def loads_json(text: str, max_depth: int) -> Any:
 def _bare_reason(text: str, at: int, fallback: str) -> str:
     """The decoder's reason for `text` without the padding, which changes some messages ("expected ']'" where
     the text alone has "unexpected content after document"). The text alone fails at or before where the padded
-    one did (`at`), so decoding up to there is enough: the first line of an NDJSON file, not the whole file."""
-    try:
-        orjson.loads(text[: max(at, 0) + 1])
-    except orjson.JSONDecodeError as bare:
-        return str(bare).split(":")[0]
+    one did (`at`), so decoding a little past there is enough (the first line of an NDJSON file, not the whole
+    file); only when that cut itself is what failed (a literal or number running past it) is the whole text
+    decoded."""
+    for end in (max(at, 0) + _LOOKAHEAD, len(text) + 1):
+        try:
+            orjson.loads(text[:end])
+        except orjson.JSONDecodeError as bare:
+            if bare.pos <= at or end > len(text):
+                return str(bare).split(":")[0]
     return fallback
 
 

@@ -192,6 +192,16 @@ def test_files_past_the_count_cap_are_one_entry_and_not_read(tmp_path: Path) -> 
     assert "POSTMORTEM_MAX_BUNDLE_FILES" in entry.reason
 
 
+def test_a_folder_of_many_names_is_not_listed_whole(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "b", {"a.json": ALERT_GROUP, "z.json": ALERT_GROUP})
+    for i in range(20):
+        (root / f"d{i:02d}").mkdir()  # empty folders: no file reaches the cap before the listing does
+    bundle = load_bundle(root, _settings(tmp_path, max_bundle_files=5))
+    (entry,) = bundle.quarantined
+    assert entry.file == "." and "22 entries, more than 5" in entry.reason and "after d04" in entry.reason
+    assert [d.path for d in bundle.documents[Source.ALERTMANAGER]] == ["a.json"]
+
+
 def test_zips_nested_too_deep_are_quarantined(tmp_path: Path) -> None:
     archive = _zip({"alerts.json": ALERT_GROUP})
     for level in range(5):
@@ -359,7 +369,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     value=JSON_VALUES,
     cut=st.integers(min_value=0, max_value=200),
