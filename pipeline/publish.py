@@ -31,10 +31,17 @@ _TICKET_SOURCES = frozenset({Source.JIRA, Source.GITHUB})
 
 def summary_text(draft: Draft, link: str | None = None) -> str:
     """The Slack message announcing a draft (no network: the eval checks exactly this text for leaks)."""
-    lines = [f"*Postmortem draft: {draft.incident.title}* ({draft.incident.id})", draft.summary]
-    if link:
-        lines.append(f"<{link}|Open the draft>")
+    title, ident = slack_escape(" ".join(draft.incident.title.split())), slack_escape(draft.incident.id)
+    lines = [f"*Postmortem draft: {title}* ({ident})", slack_escape(draft.summary)]
+    if link and link.startswith(("https://", "http://")):
+        lines.append(f"<{slack_escape(link).replace('|', '%7C')}|Open the draft>")
     return "\n".join(lines)
+
+
+def slack_escape(text: str) -> str:
+    """Slack mrkdwn control characters as entities, so incident text cannot ping (``<!channel>``), mention
+    (``<@U…>``) or forge links (``<url|text>``): Slack's own rule is to escape exactly ``&``, ``<`` and ``>``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def post_summary(slack: SlackConnector, channel: str, draft: Draft, link: str | None = None) -> str:

@@ -397,3 +397,29 @@ def test_eval_report_escapes_hostile_values(settings: Settings, tmp_path: Path) 
                     assert value is not None and not re.match(r"^\s*(javascript|vbscript):", value, re.I), value
                     assert not value.startswith("data:") or value.startswith("data:image/png;base64,"), value
         assert not [c for c in inspector.comments if "pm:" in c]
+
+
+def test_the_slack_announcement_cannot_ping_mention_or_forge_links(facts_draft: Draft) -> None:
+    """Slack mrkdwn reads `<!channel>`, `<@U…>` and `<url|text>` as controls: incident text must arrive as text."""
+    from pipeline.connectors.slack import SlackConfig, SlackConnector
+    from pipeline.publish import post_summary
+    from tests import vendor_servers as vs
+    from tests.security.test_output_secrets import RecordingSlack
+    from tests.test_connectors import TOKEN, _fast
+
+    hostile_title = "<!channel> db down <@U0ADMIN> <https://evil.example/login|Open the draft> & more"
+    draft = facts_draft.model_copy(
+        update={
+            "incident": facts_draft.incident.model_copy(update={"title": hostile_title}),
+            "summary": "Read <!here> and <javascript:alert(1)|this>.",
+        }
+    )
+    slack_fake = RecordingSlack(TOKEN)
+    with vs.serve(slack_fake) as url, SlackConnector(SlackConfig(base_url=f"{url}/api", **_fast())) as slack:
+        post_summary(slack, vs.CHANNEL, draft, link="javascript:alert(1)")
+        post_summary(slack, vs.CHANNEL, draft, link="https://wiki.example/pm/a|b>c")
+    unsafe_link, safe_link = (post["text"] for post in slack_fake.posts)
+    assert re.findall(r"<[^>]*>", unsafe_link) == []  # a javascript: link is dropped, never a control
+    assert re.findall(r"<[^>]*>", safe_link) == ["<https://wiki.example/pm/a%7Cb&gt;c|Open the draft>"]
+    for text in (unsafe_link, safe_link):
+        assert "&lt;!channel&gt;" in text and "&lt;@U0ADMIN&gt;" in text and "&amp; more" in text
