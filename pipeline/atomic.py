@@ -23,6 +23,15 @@ def write_atomic(path: Path, data: bytes | str) -> Path:
     return path
 
 
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in `directory` durable (POSIX: the directory itself must be fsynced)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def append_line(path: Path, line: str) -> None:
     """Append one line to a log file (created 0600): one O_APPEND write, so lines written by concurrent
     processes never interleave within a line."""

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from bm25s.stopwords import STOPWORDS_EN  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.atomic import fsync_dir
 from pipeline.errors import IndexStoreError
 from pipeline.index_docs import Visibility, date_int, norm_label, norm_severity
 
@@ -247,14 +248,6 @@ class SwapLock:
             yield
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_file(path: Path, data: str) -> None:
     with path.open("w", encoding="utf-8") as handle:
         handle.write(data)
@@ -309,12 +302,12 @@ def write_snapshot(root: Path, snapshot: Snapshot) -> None:
             for file in (tmp / "bm25").iterdir():
                 with file.open("rb") as handle:
                     os.fsync(handle.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         tmp.rename(final)
         pointer_tmp = root / f".{_POINTER}.{snapshot.name}.tmp"
         _write_file(pointer_tmp, snapshot.name + "\n")
         pointer_tmp.replace(root / _POINTER)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

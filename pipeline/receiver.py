@@ -60,6 +60,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from pipeline.atomic import fsync_dir
 from pipeline.errors import ConfigError
 from pipeline.limits import raw_json_depth_exceeds
 from pipeline.settings import Settings
@@ -181,7 +182,7 @@ class LandingStore:
         with self._lock:
             if name not in self._durable_groups:
                 folder.mkdir(parents=True, exist_ok=True)
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
                 self._durable_groups.add(name)
         return folder
 
@@ -201,16 +202,8 @@ class LandingStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- deadlines and the connection cap --------------------------------------------------------------------------
@@ -487,7 +480,7 @@ def make_server(config: ReceiverConfig) -> ReceiverServer:
     created = not config.landing.exists()
     config.landing.mkdir(parents=True, exist_ok=True)
     if created:
-        _fsync_dir(config.landing.parent)
+        fsync_dir(config.landing.parent)
     try:
         return ReceiverServer(config)
     except OSError as exc:

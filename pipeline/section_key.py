@@ -23,6 +23,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.atomic import fsync_dir
 from pipeline.errors import ConfigError
 
 KEY_BYTES = 32
@@ -71,7 +72,7 @@ def load_section_key(path: Path) -> SectionKey:
             os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return _read(path)
 
 
@@ -97,11 +98,3 @@ def _read(path: Path) -> SectionKey:
     if len(secret) != KEY_BYTES:
         raise ConfigError(f"section key file {path} must hold exactly {KEY_BYTES} bytes, found {len(secret)}")
     return SectionKey(secret)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

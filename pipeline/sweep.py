@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import service
-from pipeline.atomic import write_atomic
+from pipeline.atomic import fsync_dir, write_atomic
 from pipeline.draft.base import Drafter
 from pipeline.errors import BundleError, ConfigError, LimitExceeded, PostmortemError
 from pipeline.ledger import IncidentRecord, Ledger, short_error
@@ -368,19 +368,11 @@ def store_snapshot(home: Path, incident_id: str, digest: str, files: Mapping[str
             if not final.is_dir():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # another writer finished the same snapshot first
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _bundle_root(snapshot_dir: Path) -> Path:
