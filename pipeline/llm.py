@@ -36,6 +36,32 @@ if TYPE_CHECKING:
     import httpx
 
 T = TypeVar("T", bound=BaseModel)
+# LangChain's init_chat_model providers (langchain 1.x). A `prefix:` outside this set is part of a model name.
+LANGCHAIN_PROVIDERS = frozenset(
+    {
+        "anthropic",
+        "azure_ai",
+        "azure_openai",
+        "bedrock",
+        "bedrock_converse",
+        "cohere",
+        "deepseek",
+        "fireworks",
+        "google_anthropic_vertex",
+        "google_genai",
+        "google_vertexai",
+        "groq",
+        "huggingface",
+        "ibm",
+        "mistralai",
+        "nvidia",
+        "ollama",
+        "perplexity",
+        "together",
+        "upstage",
+        "xai",
+    }
+)
 Outcome = Literal["ok", "cache_hit", "invalid_output", "http_error", "timeout", "rate_limited", "server_error"]
 
 
@@ -55,9 +81,17 @@ class LLMConfig:
 
     @property
     def provider(self) -> str:
-        """``openai`` for plain names and ``openai:NAME`` (ChatOpenAI on the base URL), else the LangChain
-        provider of ``provider:NAME``, whose own client ignores the base URL."""
-        return self.model.partition(":")[0] if ":" in self.model else "openai"
+        """``openai`` for plain names, ``openai:NAME`` and names whose prefix is no LangChain provider (Ollama's
+        ``qwen2.5:7b`` is a model name, served on the base URL); else the LangChain provider of ``provider:NAME``,
+        whose own client ignores the base URL."""
+        prefix, colon, _ = self.model.partition(":")
+        return prefix if colon and prefix in LANGCHAIN_PROVIDERS else "openai"
+
+    @property
+    def model_name(self) -> str:
+        """The name the endpoint knows: without the ``provider:`` (or ``openai:``) prefix."""
+        prefix, colon, rest = self.model.partition(":")
+        return rest if colon and (prefix in LANGCHAIN_PROVIDERS or prefix == "openai") else self.model
 
     @property
     def url(self) -> str:
@@ -167,7 +201,7 @@ def _chat_model(config: LLMConfig, prompt: Prompt, http: HttpClients) -> Any:
     """LangChain chat model for the config. Plain model names (and `openai:NAME`) use ChatOpenAI with the base
     URL over `http` (the egress-checked clients); `provider:NAME` uses LangChain's init_chat_model when that
     provider's package is installed (the caller has decided that destination by name)."""
-    provider, _, name = config.model.partition(":") if ":" in config.model else ("openai", "", config.model)
+    provider, name = config.provider, config.model_name
     if provider != "openai":
         try:
             from langchain.chat_models import init_chat_model  # type: ignore[import-not-found, unused-ignore]

@@ -197,11 +197,13 @@ def test_open_incident_to_a_remote_model_is_routed_through_the_proxy(proxy: Reco
     _assert_no_secrets(settings)
 
 
-def test_local_model_is_reached_directly_even_with_proxy_variables_set(proxy: Recorder) -> None:
+@pytest.mark.parametrize("model", ["stub-model", "qwen2.5:7b"])  # Ollama names hold a colon and no provider
+def test_local_model_is_reached_directly_even_with_proxy_variables_set(proxy: Recorder, model: str) -> None:
     settings = _settings()
     with openai_stub([], default=Step(content=_valid_answer(RESTRICTED, settings))) as server:
-        draft = _draft_with(settings, RESTRICTED, "stub-model", server.base_url)
+        draft = _draft_with(settings, RESTRICTED, model, server.base_url)
     assert server.requests, "the local server was not reached"
+    assert {r["model"] for r in server.requests} == {model}
     assert proxy.lines == []
     assert draft.incident.visibility == "restricted"
     decisions = _decisions(settings)
