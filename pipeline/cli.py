@@ -224,6 +224,9 @@ def index_cmd(
     """Add or update past postmortems in the similar-incident index (idempotent)."""
     from pipeline.service import open_index
 
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:  # a typo is not a document to reject: nothing is indexed
+        raise PostmortemError(f"not found: {', '.join(missing)}")
     index = open_index(get_settings(), create=True)
     with out.status("indexing…"):
         report = index.index_paths(paths)

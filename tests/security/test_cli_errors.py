@@ -95,6 +95,12 @@ def test_draft_a_bundle_that_is_not_there(tmp_path: Path, run: Run, kind: str) -
     assert "bundle not found" in line
 
 
+def test_index_a_path_that_is_not_there(tmp_path: Path, run: Run, _isolated_home: Path) -> None:
+    line = _one_error_line(*run("index", str(tmp_path / "no-such-folder"))[::2])
+    assert "not found" in line and "no-such-folder" in line
+    assert not (_isolated_home / "index").exists()  # refused before an index was created
+
+
 def test_similar_with_a_json_file_that_is_not_a_draft(tmp_path: Path, run: Run) -> None:
     bogus = tmp_path / "x.json"
     bogus.write_text('{"not": "a draft"}')
