@@ -16,13 +16,18 @@ caller, so Chroma never downloads a model.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.egress import EgressPolicy
 from pipeline.errors import IndexStoreError
 from pipeline.index_docs import date_int, norm_label, norm_severity
 from pipeline.index_lexical import SearchFilters
@@ -79,6 +84,7 @@ class ChromaStore:
         self.port = settings.chroma_port
         self.location = f"http://{self.host}:{self.port}" if self.host else str(settings.index_dir / "chroma")
         self._model_id, self._dimension = model_id, dimension
+        self._egress = EgressPolicy.from_settings(settings)
         self._client = self._connect(create)
         self.collections: dict[Part, Collection] = {
             "open": self._open(self.name, create),
@@ -88,6 +94,21 @@ class ChromaStore:
     def _error(self, action: str, exc: Exception) -> IndexStoreError:
         return IndexStoreError(f"Chroma failed to {action} at {self.location}: {exc}", self.location)
 
+    def _route_through_egress(self, client: ClientAPI) -> None:
+        """Swap the session of Chroma's HTTP client for an egress-checked one (same headers), so every later Chroma
+        request is decided and recorded like any other. The attribute path is chromadb's (pinned in
+        pyproject.toml); if a release moves it, refuse rather than send unchecked."""
+        server = getattr(client, "_server", None)
+        session = getattr(server, "_session", None)
+        if server is None or not isinstance(session, httpx.Client):
+            raise IndexStoreError(
+                "this chromadb release's HTTP session cannot be routed through the egress policy", self.location
+            )
+        checked = self._egress.client(purpose="index:chroma", restricted=False, timeout=None)
+        checked.headers.update(session.headers)
+        session.close()
+        server._session = checked
+
     def _connect(self, create: bool) -> ClientAPI:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -96,7 +117,9 @@ class ChromaStore:
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         if self.host:
             try:
-                client = chromadb.HttpClient(host=self.host, port=self.port, settings=chroma_settings)
+                with _direct_to(self.host) if self._egress.is_local(self.host) else nullcontext():
+                    client = chromadb.HttpClient(host=self.host, port=self.port, settings=chroma_settings)
+                self._route_through_egress(client)
                 client.heartbeat()
             except (ValueError, OSError, ChromaError) as exc:
                 raise IndexStoreError(
@@ -239,3 +262,25 @@ class ChromaStore:
                 if len(got["ids"]) < _PAGE:
                     break
                 offset += _PAGE
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextmanager
+def _direct_to(host: str) -> Iterator[None]:
+    """While chromadb builds its client (which already asks the server who we are), NO_PROXY names the local
+    Chroma host, so httpx does not carry that first request through HTTP(S)_PROXY. Only a local host is ever
+    added, and the egress policy never proxies local hosts anyway, so other threads decide exactly as before."""
+    with _ENV_LOCK:
+        saved = {name: os.environ.get(name) for name in ("NO_PROXY", "no_proxy")}
+        for name, value in saved.items():
+            os.environ[name] = f"{value},{host}" if value else host
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

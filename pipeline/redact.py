@@ -191,7 +191,7 @@ _HEX_RE = re.compile(r"[0-9a-fA-F]+", _A)
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", _A)
 _NOT_A_VALUE_RE = re.compile(
     r"""(?ix)
-    (?: \$\{?[A-Za-z_][\w.]*\}? | \{\{.*\}\} | %\(\w+\)s | <[^>]*> | \*+ | x{3,} | \.{3} | … | \#+ )\Z
+    (?: \$\{?[A-Za-z_][\w.]*\}? | \{\{.*\}\} | %\(\w+\)s | <[A-Za-z][A-Za-z\ _.-]*> | \*+ | x{3,} | \.{3} | … | \#+ )\Z
     | (?: true|false|null|nil|none|yes|no|on|off|empty|unset|missing|redacted|masked|hidden|removed|n/?a|tbd
         |enabled|disabled|required|optional|expired|rotated|invalid|wrong|incorrect|changed|reset|set|ok )\Z
     """
@@ -277,12 +277,12 @@ _ASSIGN_RE = re.compile(
     + r")|"
     + _WEAK_KEYWORDS
     + r")[A-Za-z0-9_.-]{0,30})[\"']?[ \t]*(?::=|=>|=|:)[ \t]*"
-    r"(?:\"(?P<dq>[^\"\n]{1,200})\"|'(?P<sq>[^'\n]{1,200})'|`(?P<bq>[^`\n]{1,200})`|(?P<v>[^\s\"'`,;&<>(){}\[\]]{1,200}))",
+    r"(?:\"(?P<dq>[^\"\n]{1,200})\"|'(?P<sq>[^'\n]{1,200})'|`(?P<bq>[^`\n]{1,200})`|(?P<v>[^\s\"'`]{1,200}))",
     _A,
 )
 _FLAG_RE = re.compile(
     r"(?i)(?<!\S)--(?P<key>[a-z0-9-]*(?:password|passwd|passphrase|secret|token|api-key|apikey))[ \t]+"
-    r"(?:\"(?P<dq>[^\"\n]{1,200})\"|'(?P<sq>[^'\n]{1,200})'|(?P<v>[^\s\"'`,;&]{1,200}))",
+    r"(?:\"(?P<dq>[^\"\n]{1,200})\"|'(?P<sq>[^'\n]{1,200})'|(?P<v>[^\s\"'`]{1,200}))",
     _A,
 )
 _PROSE_PASSWORD_RE = re.compile(
@@ -339,8 +339,25 @@ _ENTROPY_MIN_BITS = 4.2
 def _group_span(m: re.Match[str]) -> tuple[int, int, str] | None:
     for name in ("v", "dq", "sq", "bq"):
         if name in m.re.groupindex and m.group(name) is not None:
-            return m.start(name), m.end(name), m.group(name)
+            value = m.group(name)
+            if name == "v":  # an unquoted value runs to whitespace (`a&Zq9!…` is one password), less prose punctuation
+                value = _trim_unquoted(value)
+            return m.start(name), m.start(name) + len(value), value
     return None
+
+
+_CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
+
+
+def _trim_unquoted(value: str) -> str:
+    """Drop what ends a sentence or closes a bracket the value did not open: `(password=abc123).` → `abc123`."""
+    while value:
+        last = value[-1]
+        if last in ".,;:!?" or (last in _CLOSERS and _CLOSERS[last] not in value):
+            value = value[:-1]
+        else:
+            break
+    return value
 
 
 # --- the detector ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ real all-MiniLM-L6-v2 (`pipeline.embeddings.LocalMiniLM`), which `./run` provisi
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -893,3 +894,43 @@ def test_unreachable_server_names_host_and_port() -> None:
     with pytest.raises(IndexStoreError) as err:
         Index(Settings(chroma_host="127.0.0.1", chroma_port=port), HashEmbedder(), create=True)
     assert f"127.0.0.1:{port}" in str(err.value)
+
+
+def test_a_local_chroma_server_is_reached_directly_whatever_the_proxy_variables_say(
+    chroma_server: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chroma's own httpx session honours HTTP(S)_PROXY even for 127.0.0.1, which would carry restricted chunks
+    through a proxy; the store swaps it for an egress-checked session, so the route decided is the route taken."""
+    seen: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            seen.append(self.requestline)
+            self.send_error(502)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_CONNECT = _record
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        settings = Settings(
+            chroma_host="127.0.0.1", chroma_port=chroma_server, index_collection=f"t-{uuid.uuid4().hex}"
+        )
+        index = Index(settings, HashEmbedder(), create=True)
+        report = index.index_paths([write_corpus(tmp_path / "corpus")])
+        assert report.rejected == [] and len(report.added) == len(CORPUS)
+        assert ids(index.search("certificate renewal", k=5, teams=["security"]))  # restricted chunks were stored
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert seen == []
+    log = [json.loads(line) for line in (settings.runs_dir / "egress.jsonl").read_text().splitlines()]
+    chroma = [d for d in log if d["purpose"] == "index:chroma"]
+    assert chroma and all(d["local"] and d["allowed"] and d["via_proxy"] is None for d in chroma)

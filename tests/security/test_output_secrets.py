@@ -641,3 +641,29 @@ def test_a_second_redactor_numbers_after_the_placeholders_it_finds() -> None:
     assert again == "from [EMAIL_1] and [EMAIL_2], cc [EMAIL_3], call [PHONE_1]"
     assert second.restore(again, {"EMAIL"}) == "from [EMAIL_1] and [EMAIL_2], cc c@corp.example, call [PHONE_1]"
     assert second.distinct == {"EMAIL": 1, "PHONE": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("db_password=a&Zq9!xK2#mP7vL", "Zq9!xK2#mP7vL"),
+        ("password=<Zq9xK2mP7vL>", "Zq9xK2mP7vL"),
+        ("secret=(Zq9xK2mP7vL)", "Zq9xK2mP7vL"),
+        ("api_key=ab;Zq9xK2mP7vLw8R", "Zq9xK2mP7vLw8R"),
+        ("POSTGRES_PASSWORD=x,Zq9xK2mP7vLw8R", "Zq9xK2mP7vLw8R"),
+        ("password=Tr0ub4dor&3xyz", "3xyz"),
+        ("deploy --db-password a&b;cdefgh now", "cdefgh"),
+    ],
+)
+def test_an_unquoted_value_is_a_secret_to_the_next_space_whatever_punctuation_it_holds(text: str, secret: str) -> None:
+    """A bare value used to stop at `& < ( , ;`: the rest of the password stayed in clear text and the guard,
+    knowing only the part replaced, let it through."""
+    redacted = Redactor().redact(f"TODO: rotate it, {text} was pasted here.")
+    assert secret not in redacted and "[SECRET_1]" in redacted and redacted.endswith(" was pasted here.")
+    with pytest.raises(LeakError):
+        check_text(f"summary: {text}", "a hand-built output")
+
+
+def test_prose_punctuation_and_template_placeholders_are_not_taken_as_part_of_a_secret() -> None:
+    assert Redactor().redact("(password=abc123).") == "(password=[SECRET_1])."
+    assert Redactor().redact("set password=<your-password> in vault") == "set password=<your-password> in vault"
