@@ -133,24 +133,24 @@ class AlertmanagerWebhook(BaseModel):
     alerts: list[_Alert]
 
 
-def payload_problem(raw: bytes, max_depth: int) -> str | None:
-    """Why ``raw`` is not an Alertmanager webhook payload, or None when it is one. Depth is checked on the bytes
+def decode_payload(raw: bytes, max_depth: int) -> tuple[dict[str, object] | None, str | None]:
+    """``raw`` decoded as an Alertmanager webhook payload, or why it is not one. Depth is checked on the bytes
     first, so a deeply nested document is refused before any decoder recurses into it."""
     if raw_json_depth_exceeds(raw, max_depth):
-        return f"body nests deeper than {max_depth} levels"
+        return None, f"body nests deeper than {max_depth} levels"
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return f"body is not JSON ({str(exc).splitlines()[0][:120]})"
+        return None, f"body is not JSON ({str(exc).splitlines()[0][:120]})"
     if not isinstance(payload, dict):
-        return "body is not a JSON object (an Alertmanager webhook payload)"
+        return None, "body is not a JSON object (an Alertmanager webhook payload)"
     try:
         AlertmanagerWebhook.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "payload"
-        return f"not an Alertmanager webhook (version 4): {where}: {first['msg']}"
-    return None
+        return None, f"not an Alertmanager webhook (version 4): {where}: {first['msg']}"
+    return payload, None
 
 
 def group_dir_name(payload: object) -> str:
@@ -258,8 +258,13 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+# Decoded JSON as Python objects is about this many times its bytes (a 10.4 MB webhook of small labels: 292 MB).
+DECODED_FACTOR = 32
+
+
 class _Budget:
-    """Body bytes being received, over all connections: a request reserves its Content-Length before reading."""
+    """Memory for bodies being received and decoded, over all connections: a request reserves DECODED_FACTOR times
+    its Content-Length (at most the whole budget) before reading, and releases it once the payload is stored."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -362,29 +367,33 @@ class _Handler(BaseHTTPRequestHandler):
         if length > config.max_body_bytes:
             self._answer(413, {"error": f"body larger than {config.max_body_bytes} bytes"})
             return
-        if not self.server.inflight.reserve(length):
+        # The budget covers a body from its first byte until it is stored: read, decoded (Python objects hold about
+        # DECODED_FACTOR times the JSON's bytes) and validated. One body may take the whole budget, never more.
+        charge = min(length * DECODED_FACTOR, self.server.inflight.limit)
+        if not self.server.inflight.reserve(charge):
             log.warning("receiver: bodies in flight reached %d bytes; refused one (503)", self.server.inflight.limit)
             self._answer(503, {"error": "busy, retry"}, retry_after=True)
             return
         try:
             raw = self._read_body(length)
+            if len(raw) < length:  # cut off by the body deadline, or the client went away
+                log.info("receiver: connection from %s ended before its body was complete", self.client_address[0])
+                self.close_connection = True
+                return
+            self.server.deadlines.disarm(self.connection)
+            payload, problem = decode_payload(raw, config.max_json_depth)
+            if payload is None:
+                self._answer(400, {"error": problem or "not an Alertmanager webhook"})
+                return
+            try:
+                stored = self.server.store.append(payload, raw)
+            except OSError as exc:
+                log.error("receiver: could not store payload: %s", exc)
+                self._answer(500, {"error": "could not store payload"})
+                return
+            del payload
         finally:
-            self.server.inflight.release(length)
-        if len(raw) < length:  # cut off by the body deadline, or the client went away
-            log.info("receiver: connection from %s ended before its body was complete", self.client_address[0])
-            self.close_connection = True
-            return
-        self.server.deadlines.disarm(self.connection)
-        problem = payload_problem(raw, config.max_json_depth)
-        if problem is not None:
-            self._answer(400, {"error": problem})
-            return
-        try:
-            stored = self.server.store.append(orjson.loads(raw), raw)
-        except OSError as exc:
-            log.error("receiver: could not store payload: %s", exc)
-            self._answer(500, {"error": "could not store payload"})
-            return
+            self.server.inflight.release(charge)
         rel = stored.relative_to(self.server.store.root).as_posix()
         log.info("receiver: stored %s (%d bytes)", rel, len(raw))
         self._answer(200, {"stored": rel})

@@ -100,7 +100,9 @@ class Settings(BaseSettings):
     receiver_max_connections: int = Field(32, ge=1, description="Connections served at once; more wait or are refused.")
     receiver_max_body_bytes: int = Field(10 * 1024**2, ge=1, description="Largest webhook body accepted.")
     receiver_max_inflight_bytes: int = Field(
-        64 * 1024**2, ge=1, description="Body bytes being received at once, over all connections; more wait (503)."
+        64 * 1024**2,
+        ge=1,
+        description="Memory for webhook bodies being read and decoded (32x a body's size, at most all of it); 503 beyond.",
     )
     sources_file: Path | None = Field(
         None, description="YAML list of vendor connectors the sweep polls; default HOME/sources.yaml."

@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -180,6 +181,45 @@ def _connect(url: str, timeout: float = 5) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=timeout)
 
 
+class Holder:
+    """A client that sends its headers and one body byte, then stalls: it holds its share of the in-flight budget.
+    It can itself be refused (503) when it arrives while another body holds the budget; `refused()` says so."""
+
+    def __init__(self, url: str, length: int) -> None:
+        self.url, self.length = url, length
+        self.sock = self._open()
+
+    def _open(self) -> socket.socket:
+        sock = _connect(self.url)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % self.length)
+        return sock
+
+    def refused(self) -> bool:
+        return bool(select.select([self.sock], [], [], 0)[0])  # any answer before its body is complete is a refusal
+
+    def again(self) -> None:
+        self.sock.close()
+        self.sock = self._open()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _until_busy(url: str, holder: Holder) -> list[tuple[int, dict[str, Any], Any]]:
+    """POST until the server answers 503 because `holder` holds the budget (re-sending the holder whenever it
+    was the one refused, which happens when it arrived while a POST of ours was being stored)."""
+    answers = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        answers.append(_post(url))
+        if answers[-1][0] == 503:
+            break
+        if holder.refused():
+            holder.again()
+        time.sleep(0.05)
+    return answers
+
+
 def test_slow_loris_clients_are_cut_off_and_a_good_client_is_served(start: Start) -> None:
     url, landing = start(header_timeout_s=0.5, body_timeout_s=0.5, max_connections=64)
     headers = b"POST /alertmanager HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 4000 + b"\r\n\r\n"
@@ -237,29 +277,18 @@ def test_the_connection_cap_refuses_the_excess_and_frees_up(start: Start) -> Non
 
 def test_bodies_in_flight_share_one_memory_budget(start: Start) -> None:
     url, landing = start(max_body_bytes=2000, max_inflight_bytes=2000, body_timeout_s=60)
-    holder = _connect(url)
-    holder.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{")  # claims all 2000 bytes
+    holder = Holder(url, 2000)  # claims all 2000 bytes
     try:
-        statuses = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until the server has read the holder's headers and reserved
-            status, body, headers = _post(url)
-            statuses.append(status)
-            if status == 503:
-                assert headers.get("Retry-After") == "1" and body == {"error": "busy, retry"}
-                break
-            time.sleep(0.05)
-        assert statuses[-1] == 503
+        answers = _until_busy(url, holder)
+        status, body, headers = answers[-1]
+        assert status == 503 and headers.get("Retry-After") == "1" and body == {"error": "busy, retry"}
     finally:
         holder.close()  # its reservation is released when the server sees the connection end
     deadline = time.monotonic() + 60
     while _post(url)[0] != 200:
         assert time.monotonic() < deadline, "the budget was never released"
         time.sleep(0.05)
-    assert len(_stored(landing)) == len([s for s in statuses if s == 200]) + 1
-
-
-# --- only Alertmanager webhooks are stored -------------------------------------------------------------------
+    assert len(_stored(landing)) == len([a for a in answers if a[0] == 200]) + 1
 
 
 def _variant(**changes: Any) -> bytes:
@@ -307,3 +336,18 @@ def test_a_huge_body_is_413_and_not_read(start: Start) -> None:
     status, answer, _ = _post(url, b'{"alerts": [' + b'"x",' * 10_000 + b'"x"]}')
     assert status == 413 and "4096" in answer["error"]
     assert _stored(landing) == []
+
+
+def test_a_body_is_charged_for_its_decoded_size_until_it_is_stored(start: Start) -> None:
+    """Decoded JSON is about 30x its bytes: a 100-byte body is charged 32x (3,200 of the 4,000 budget), so a
+    second webhook (786 bytes, charged the whole budget) must wait. Charged only its 100 bytes, both would fit."""
+    url, _landing = start(max_body_bytes=2000, max_inflight_bytes=4000, body_timeout_s=60)
+    holder = Holder(url, 100)
+    try:
+        assert _until_busy(url, holder)[-1][0] == 503
+    finally:
+        holder.close()
+    deadline = time.monotonic() + 60
+    while _post(url)[0] != 200:
+        assert time.monotonic() < deadline, "the budget was never released"
+        time.sleep(0.05)
