@@ -308,6 +308,13 @@ class LLMClient:
             except EgressError:
                 raise  # a refused destination (e.g. a redirect hop off the machine): asking again will not help
             except Exception as exc:  # noqa: BLE001 - classified below; unknown errors are re-raised
+                if (cut := _cut_off(exc)) is not None:  # an answer, but truncated: the caller re-asks or falls back
+                    content, usage = cut
+                    latency = int((time.perf_counter() - started) * 1000)
+                    self.calls += 1
+                    error = "answer cut off at the length limit (finish_reason=length); it is not valid JSON"
+                    self._log(prompt, incident_id, attempt, usage, latency, "invalid_output", error)
+                    return StructuredAnswer(None, content, usage, error)
                 outcome, retry_after = _classify(exc)
                 latency = int((time.perf_counter() - started) * 1000)
                 self._log(prompt, incident_id, attempt, Usage(), latency, outcome, _short(exc))
@@ -402,6 +409,22 @@ def _content(message: Any) -> str:
 def _usage(message: Any) -> Usage:
     meta = getattr(message, "usage_metadata", None) or {}
     return Usage(input_tokens=int(meta.get("input_tokens", 0)), output_tokens=int(meta.get("output_tokens", 0)))
+
+
+def _cut_off(exc: Exception) -> tuple[str, Usage] | None:
+    """The truncated content and usage when the SDK refused to parse an answer that hit the token limit (it raises
+    LengthFinishReasonError for ``finish_reason == "length"`` on the structured-output path), else None."""
+    import openai
+
+    if not isinstance(exc, openai.LengthFinishReasonError):
+        return None
+    completion = exc.completion
+    content = (completion.choices[0].message.content or "") if completion.choices else ""
+    usage = completion.usage
+    tokens = Usage(
+        input_tokens=usage.prompt_tokens if usage else 0, output_tokens=usage.completion_tokens if usage else 0
+    )
+    return content, tokens
 
 
 def _classify(exc: Exception) -> tuple[Outcome, float | None]:

@@ -26,6 +26,7 @@ class Step:
     delay_s: float = 0.0
     prompt_tokens: int = 100
     completion_tokens: int = 50
+    finish_reason: str = "stop"  # "length": the answer hit the token limit
 
 
 @dataclass
@@ -47,7 +48,9 @@ def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "stub"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": step.content}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": step.content}, "finish_reason": step.finish_reason}
+        ],
         "usage": {
             "prompt_tokens": step.prompt_tokens,
             "completion_tokens": step.completion_tokens,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -46,6 +47,7 @@ def _run(
     cache: bool = False,
     timeout_s: float = 10.0,
     context_tokens: int = 16_000,
+    response_format: Literal["json_schema", "json_object_schema"] = "json_schema",
 ) -> tuple[Draft, LLMClient]:
     config = LLMConfig(
         model="stub-model",
@@ -55,6 +57,7 @@ def _run(
         backoff_s=0.01,
         context_tokens=context_tokens,
         output_reserve_tokens=1500,
+        response_format=response_format,
     )
     client = LLMClient(config, RunLog(tmp_path / "runs.jsonl"), ResponseCache(tmp_path / "cache") if cache else None)
     bundle = load_bundle(bundle_path)
@@ -86,6 +89,27 @@ def test_timeout_is_retried(tmp_path: Path) -> None:
         draft, client = _run(CHECKOUT, server.base_url, settings, tmp_path, timeout_s=0.5)
     assert draft.provenance.drafter == "llm"
     assert [r.outcome for r in client.log.records()] == ["timeout", "ok"]
+
+
+@pytest.mark.parametrize("response_format", ["json_schema", "json_object_schema"])
+def test_an_answer_cut_off_at_the_length_limit_is_reasked_not_a_crash(
+    tmp_path: Path, response_format: Literal["json_schema", "json_object_schema"]
+) -> None:
+    """Small local models can write until the context is full; the SDK then raises LengthFinishReasonError
+    instead of returning the text. That is an invalid answer (re-ask, then fall back), never a traceback."""
+    settings = _settings(tmp_path)
+    answer = _valid_answer(CHECKOUT, settings)
+    cut = Step(content=answer[: len(answer) // 2], finish_reason="length", completion_tokens=2472)
+    with openai_stub([cut, Step(content=answer)]) as server:
+        draft, client = _run(CHECKOUT, server.base_url, settings, tmp_path, response_format=response_format)
+    assert draft.provenance.drafter == "llm", draft.provenance.fallback_reason
+    records = client.log.records()
+    assert [r.outcome for r in records] == ["invalid_output", "ok"]
+    assert records[0].output_tokens == 2472 and "length limit" in (records[0].error or "")
+    with openai_stub([], default=cut) as server:
+        draft, _ = _run(CHECKOUT, server.base_url, settings, tmp_path, response_format=response_format)
+    assert draft.provenance.drafter == "facts (fallback from llm)"
+    assert "length limit" in (draft.provenance.fallback_reason or "")
 
 
 def test_malformed_json_twice_falls_back_to_facts(tmp_path: Path) -> None:
