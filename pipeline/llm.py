@@ -30,6 +30,7 @@ from pipeline.atomic import append_line, write_atomic
 from pipeline.egress import OPENAI_URL, PLACEHOLDER_KEY, EgressDecision, EgressPolicy
 from pipeline.errors import EgressError, LLMError
 from pipeline.prompts import Prompt
+from pipeline.retry import backoff_s, retry_after_s
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -322,7 +323,7 @@ class LLMClient:
                     raise LLMError(
                         f"{self.config.endpoint} {outcome} after {attempt} attempt(s): {_short(exc)}"
                     ) from None
-                self.sleep(retry_after if retry_after is not None else self.config.backoff_s * 2 ** (attempt - 1))
+                self.sleep(retry_after if retry_after is not None else backoff_s(attempt, self.config.backoff_s))
                 continue
             latency = int((time.perf_counter() - started) * 1000)
             self.calls += 1
@@ -432,14 +433,8 @@ def _classify(exc: Exception) -> tuple[Outcome, float | None]:
     import httpx
     import openai
 
-    retry_after = None
     response = getattr(exc, "response", None)
-    if response is not None:
-        header = response.headers.get("retry-after")
-        try:
-            retry_after = float(header) if header is not None else None
-        except ValueError:
-            retry_after = None
+    retry_after = retry_after_s(response.headers.get("retry-after")) if response is not None else None
     if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
         return "timeout", retry_after
     if isinstance(exc, openai.RateLimitError):

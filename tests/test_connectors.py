@@ -31,10 +31,10 @@ from pipeline.connectors import (
     StatuspageConnector,
     write_snapshot,
 )
-from pipeline.connectors.base import retry_after_s
 from pipeline.errors import ConnectorError
 from pipeline.models import Source
 from pipeline.receiver import group_dir_name
+from pipeline.retry import retry_after_s
 from pipeline.service import draft_bundle
 from pipeline.settings import Settings
 from tests import vendor_servers as vs

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
+import random
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +19,7 @@ from pipeline.draft.llm_drafter import LLMDrafter
 from pipeline.llm import LLMClient, LLMConfig, ResponseCache, RunLog
 from pipeline.models import Draft
 from pipeline.redact import Redactor
+from pipeline.retry import backoff_s
 from pipeline.service import compose, gather, normalise
 from pipeline.settings import Settings
 from tests.conftest import SAMPLES
@@ -64,6 +68,29 @@ def _run(
     timeline = normalise(bundle, gather(bundle), settings)
     draft, _ = compose(bundle, timeline, settings, LLMDrafter(client, settings))
     return draft, client
+
+
+def test_retry_after_as_an_http_date_is_honoured(tmp_path: Path) -> None:
+    """RFC 9110 lets Retry-After be a date; the LLM client used to read only seconds and retry at once."""
+    settings = _settings(tmp_path)
+    answer = _valid_answer(CHECKOUT, settings)
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    sleeps: list[float] = []
+    with openai_stub([Step(status=429, headers={"Retry-After": when}), Step(content=answer)]) as server:
+        config = LLMConfig(model="stub-model", base_url=server.base_url, max_retries=2, backoff_s=0.01)
+        client = LLMClient(config, RunLog(tmp_path / "runs.jsonl"), sleep=sleeps.append)
+        bundle = load_bundle(CHECKOUT)
+        draft, _ = compose(bundle, normalise(bundle, gather(bundle), settings), settings, LLMDrafter(client, settings))
+    assert draft.provenance.drafter == "llm"
+    assert len(sleeps) == 1 and 25 <= sleeps[0] <= 31
+
+
+def test_backoff_without_retry_after_is_exponential_capped_and_jittered() -> None:
+    rng = random.Random(7)
+    delays = [backoff_s(attempt, 1.0, 8.0, jitter=rng) for attempt in (1, 2, 3, 4, 5)]
+    for delay, ceiling in zip(delays, (1, 2, 4, 8, 8), strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    assert len({backoff_s(3, 1.0, jitter=rng) for _ in range(20)}) > 1  # not in lockstep
 
 
 def test_rate_limit_server_error_then_success(tmp_path: Path) -> None:

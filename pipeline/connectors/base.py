@@ -20,7 +20,6 @@ later URL (a pagination link) is checked again. A publisher marks the client as 
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pipeline.egress import EgressPolicy, EgressTransport
 from pipeline.errors import ConfigError, ConnectorError
 from pipeline.models import Source
+from pipeline.retry import retry_after_s
 
 log = logging.getLogger("pipeline.connectors")
 
@@ -114,24 +114,6 @@ def iso_z(moment: datetime) -> str:
     """Aware datetime as ISO-8601 UTC with Z (naive is taken as UTC)."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def retry_after_s(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent or malformed."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class ApiClient:
