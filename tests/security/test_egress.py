@@ -85,17 +85,24 @@ def _recording_handler(record: Recorder, answer: Any) -> type[BaseHTTPRequestHan
 
 
 @contextmanager
-def _serve(record: Recorder, answer: Any) -> Iterator[Recorder]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _recording_handler(record, answer))
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on 127.0.0.1 (a free port) for the block; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    record.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield record
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def _serve(record: Recorder, answer: Any) -> Iterator[Recorder]:
+    with _serving(_recording_handler(record, answer)) as url:
+        record.url = url
+        yield record
 
 
 @pytest.fixture
@@ -121,16 +128,9 @@ def redirector(location: str) -> Iterator[Recorder]:
 @contextmanager
 def embeddings_server() -> Iterator[FakeEndpoint]:
     fake = FakeEndpoint()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), embeddings_handler(fake))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
+    with _serving(embeddings_handler(fake)) as url:
+        fake.url = f"{url}/v1"
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def _settings(**kw: Any) -> Settings:
